@@ -1,0 +1,321 @@
+"""Typed, validated view of ``params.yaml`` — the only module that reads it.
+
+Every section of ``params.yaml`` maps onto a frozen pydantic model with ``extra="forbid"``: an
+unknown key, a wrong type or an out-of-range value raises :class:`ParamsError` whose one-line
+message names the dotted key (``train.rf_lzn.latent_dim``) before any work is done.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EXPERIMENTS: tuple[str, ...] = ("rf", "rf_lzn", "simclr", "lzn_repr", "rf_cond", "lzn_joint")
+"""The six experiments of DESIGN.md, in DAG order."""
+
+MODULES: dict[str, tuple[str, ...]] = {
+    "rf": ("decoder",),
+    "rf_lzn": ("decoder", "encoder"),
+    "simclr": ("encoder",),
+    "lzn_repr": ("encoder",),
+    "rf_cond": ("decoder",),
+    "lzn_joint": ("decoder", "encoder", "labels"),
+}
+"""Trainable modules of each experiment; ``iterations`` and ``lr`` are keyed by these names."""
+
+GENERATIVE = ("rf", "rf_lzn", "rf_cond", "lzn_joint")
+CONDITIONAL = ("rf_cond", "lzn_joint")
+ENCODERS = ("rf_lzn", "simclr", "lzn_repr", "lzn_joint")
+
+
+class ParamsError(ValueError):
+    """Invalid parameters; the message names the offending key."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------------------- data
+class ShardConfig(_Config):
+    source: Literal["digits", "cifar10", "imagefolder"] = "digits"
+    path: str = ""
+    image_size: int = Field(0, ge=0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    shard_size: int = Field(256, ge=1)
+    seed: int = 0
+
+
+class SimCLRAugmentConfig(_Config):
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
+    flip_p: float = Field(0.5, ge=0.0, le=1.0)
+    jitter_p: float = Field(0.8, ge=0.0, le=1.0)
+    brightness: float = Field(0.4, ge=0.0)
+    contrast: float = Field(0.4, ge=0.0)
+    saturation: float = Field(0.4, ge=0.0)
+    hue: float = Field(0.1, ge=0.0, le=0.5)
+    grayscale_p: float = Field(0.2, ge=0.0, le=1.0)
+    blur_p: float = Field(0.5, ge=0.0, le=1.0)
+    blur_sigma: tuple[float, float] = (0.1, 1.0)
+    blur_kernel: int = Field(3, ge=1)
+
+    @field_validator("crop_scale", "crop_ratio", "blur_sigma")
+    @classmethod
+    def _ordered_positive(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not (0 < v[0] <= v[1]):
+            raise ValueError(f"must be an increasing pair of positive numbers, got {list(v)}")
+        return v
+
+    @field_validator("blur_kernel")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"must be odd, got {v}")
+        return v
+
+
+class AugmentConfig(_Config):
+    flip_p: float = Field(0.5, ge=0.0, le=1.0)
+    simclr: SimCLRAugmentConfig = SimCLRAugmentConfig()
+
+
+# ---------------------------------------------------------------------------------------- model
+class DecoderConfig(_Config):
+    nf: int = Field(32, ge=1)
+    ch_mult: tuple[int, ...] = (1, 2)
+    num_res_blocks: int = Field(1, ge=1)
+    attn_resolutions: tuple[int, ...] = (4,)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class EncoderConfig(DecoderConfig):
+    head_channels: int = Field(20, ge=1)
+    head_hidden: int = Field(200, ge=1)
+    head_resolutions: tuple[int, ...] | None = None
+
+
+class ResNetConfig(_Config):
+    width: int = Field(32, ge=1)
+    layers: tuple[int, ...] = (1, 1, 1)
+    proj_hidden: int = Field(128, ge=1)
+    bottleneck: bool = False
+    imagenet_stem: bool = False
+
+
+class ModelConfig(_Config):
+    decoder: DecoderConfig = DecoderConfig()
+    encoder: EncoderConfig = EncoderConfig()
+    resnet: ResNetConfig = ResNetConfig()
+
+
+# ------------------------------------------------------------------------------------- training
+class FlowConfig(_Config):
+    """Latent computation of LZN_SPEC §1.2/§1.8 (anchor -> latent)."""
+
+    solver: Literal["euler", "dpm++"] = "euler"
+    steps: int = Field(20, ge=1)
+    eps: float = Field(1e-4, gt=0.0, lt=1.0)
+    alpha: float = Field(1.0, ge=0.0)
+    checkpoint: bool = False
+
+
+class AlignConfig(_Config):
+    """Reverse flow + alignment loss of LZN_SPEC §1.3-§1.4."""
+
+    steps: int = Field(20, ge=1)
+    cutoff: float = Field(0.2, ge=0.0, lt=1.0)
+    log: bool = True
+
+
+class ExperimentConfig(_Config):
+    """Hyperparameters of one experiment; fields that an experiment does not use must be absent."""
+
+    name: str = ""
+    batch_size: int = Field(128, ge=2)
+    iterations: dict[str, int]
+    lr: dict[str, float]
+    warmup: int = Field(0, ge=0)
+    clip: float = Field(1.0, gt=0.0)
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    latent_dim: int | None = Field(None, ge=1)
+    latent_flow: FlowConfig | None = None
+    align: AlignConfig | None = None
+    temperature: float | None = Field(None, gt=0.0)
+    rf_weight: float | None = Field(None, ge=0.0)
+    label_weight: float | None = Field(None, ge=0.0)
+
+    @property
+    def total_iterations(self) -> int:
+        """Training length = the largest per-module budget (LZN_SPEC §2.0, module freezing)."""
+        return max(self.iterations.values())
+
+
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "rf": (),
+    "rf_lzn": ("latent_dim", "latent_flow"),
+    "simclr": ("latent_dim", "temperature"),
+    "lzn_repr": ("latent_dim", "latent_flow", "align"),
+    "rf_cond": (),
+    "lzn_joint": ("latent_dim", "latent_flow", "align", "rf_weight", "label_weight"),
+}
+_OPTIONAL_FIELDS = ("latent_dim", "latent_flow", "align", "temperature", "rf_weight", "label_weight")
+
+
+class TrainConfig(_Config):
+    workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    max_failures: int = Field(1, ge=-1)
+    storage: str = "ray_results"
+    log_every: int = Field(25, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    rf: ExperimentConfig
+    rf_lzn: ExperimentConfig
+    simclr: ExperimentConfig
+    lzn_repr: ExperimentConfig
+    rf_cond: ExperimentConfig
+    lzn_joint: ExperimentConfig
+
+    @model_validator(mode="after")
+    def _check_experiments(self) -> TrainConfig:
+        for name in EXPERIMENTS:
+            exp: ExperimentConfig = getattr(self, name)
+            modules = set(MODULES[name])
+            for key in ("iterations", "lr"):
+                got = set(getattr(exp, key))
+                if got != modules:
+                    raise ValueError(
+                        f"train.{name}.{key}: expected keys {sorted(modules)}, got {sorted(got)}"
+                    )
+            for module, n in exp.iterations.items():
+                if n < 0:
+                    raise ValueError(f"train.{name}.iterations.{module}: must be >= 0, got {n}")
+            if exp.total_iterations < 1:
+                raise ValueError(f"train.{name}.iterations: at least one module needs >= 1 iteration")
+            for module, lr in exp.lr.items():
+                if not lr > 0:
+                    raise ValueError(f"train.{name}.lr.{module}: must be > 0, got {lr}")
+            for field in _OPTIONAL_FIELDS:
+                present = getattr(exp, field) is not None
+                if field in _REQUIRED[name] and not present:
+                    raise ValueError(f"train.{name}.{field}: required for experiment {name!r}")
+                if field not in _REQUIRED[name] and present:
+                    raise ValueError(f"train.{name}.{field}: not used by experiment {name!r}; remove it")
+        return self
+
+
+class Params(_Config):
+    seeds: tuple[int, ...] = (0,)
+    shard: ShardConfig = ShardConfig()
+    augment: AugmentConfig = AugmentConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("must list at least one seed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"must not repeat a seed, got {list(v)}")
+        return v
+
+    def experiment(self, name: str) -> ExperimentConfig:
+        """The validated config of one experiment, with ``name`` filled in."""
+        if name not in EXPERIMENTS:
+            raise ParamsError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+        return getattr(self.train, name).model_copy(update={"name": name})
+
+
+# ------------------------------------------------------------------------------------ functions
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "missing key"
+    got = first.get("input")
+    skip = first["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) or "got " in msg
+    shown = "" if skip else f" (got {got!r})"
+    extra = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
+    if loc and msg.startswith(f"{loc}."):  # model-level check that already names the full key
+        loc = ""
+    return f"{source}: {loc + ': ' if loc else ''}{msg}{shown}{extra}"
+
+
+def validate_params(raw: Mapping[str, Any], source: str = "params") -> Params:
+    """Validate a parsed params mapping; raise :class:`ParamsError` naming the first bad key."""
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(dict(raw))
+    except ValidationError as err:
+        raise ParamsError(_format_error(err, source)) from None
+
+
+def read_params_dict(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
+    return raw if raw is not None else {}
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read, override (dotted keys) and validate ``params.yaml``."""
+    raw = read_params_dict(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return validate_params(raw, str(path))
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a deep copy of ``raw`` with dotted keys (``train.rf_lzn.latent_dim``) replaced.
+
+    Every key must already exist, so a typo is an error rather than a silently ignored value.
+    """
+    out = copy.deepcopy(dict(raw))
+    for dotted, value in overrides.items():
+        node: Any = out
+        parts = dotted.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                raise ParamsError(f"{dotted}: unknown parameter ({'.'.join(parts[: i + 1])} does not exist)")
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    return out
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings into dotted keys (``train.lr.encoder``), for MLflow params."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def config_hash(obj: Any, length: int = 10) -> str:
+    """Stable short hash of a config (pydantic model or plain data), for deterministic run names."""
+    data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
