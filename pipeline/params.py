@@ -177,6 +177,7 @@ class TrainConfig(_Config):
     storage: str = "ray_results"
     log_every: int = Field(25, ge=1)
     checkpoint_every: int = Field(100, ge=1)
+    eval_every: int = Field(0, ge=0)  # rank 0 computes online evaluation metrics every N steps (0 = off)
     threads_per_worker: int = Field(1, ge=1)
     rf: ExperimentConfig
     rf_lzn: ExperimentConfig
@@ -213,12 +214,151 @@ class TrainConfig(_Config):
         return self
 
 
+# ----------------------------------------------------------------------------------- evaluation
+class RefnetConfig(_Config):
+    """Reference classifier trained on the real training split: the digits feature network."""
+
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    batch_size: int = Field(128, ge=1)
+    width: int = Field(32, ge=1)
+    seed: int = 0
+
+
+class ExtractConfig(_Config):
+    batch_size: int = Field(256, ge=2)  # eval batch: a latent depends on the other anchors of its batch
+
+
+class ProbeConfig(_Config):
+    epochs: int = Field(100, ge=1)
+    lr: float = Field(1e-2, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(256, ge=1)
+    seed: int = 0
+
+
+class SupervisedConfig(_Config):
+    iterations: int = Field(400, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    batch_size: int = Field(128, ge=1)
+
+
+class ClassifyConfig(_Config):
+    batch_size: int = Field(200, ge=2)
+    alpha: float = Field(1.0, ge=0.0)
+    tuned_batch_size: int = Field(360, ge=2)
+    tuned_alphas: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
+    label_steps: int = Field(100, ge=1)
+    supervised: SupervisedConfig = SupervisedConfig()
+
+    @field_validator("tuned_alphas")
+    @classmethod
+    def _alphas(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(a < 0 for a in v):
+            raise ValueError(f"must be a non-empty list of alphas >= 0, got {list(v)}")
+        return v
+
+
+class GenerateConfig(_Config):
+    num_samples: int = Field(1000, ge=2)
+    sampler: Literal["rk45", "euler"] = "rk45"
+    euler_steps: int = Field(10, ge=1)
+    batch_size: int = Field(500, ge=1)
+    seed: int = 0
+
+
+class FidConfig(_Config):
+    feature_network: Literal["reference", "inception"] = "reference"
+    inception_weights: str = ""
+    pr_k: int = Field(3, ge=1)
+    is_splits: int = Field(10, ge=1)
+    recon_images: int = Field(100, ge=1)
+    recon_repeats: int = Field(2, ge=1)
+
+
+SWEEP_DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "loguniform", "randint")
+"""Distributions of ``sweep.space``: ``{choice: [v, ...]}``, ``{uniform: [lo, hi]}``,
+``{loguniform: [lo, hi]}`` (0 < lo) and ``{randint: [lo, hi]}`` (integers, hi exclusive, as Ray Tune)."""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class SweepConfig(_Config):
+    """Ray Tune sweep of ``stages/sweep.py``: search space over dotted params keys, ASHA early stopping.
+
+    Structure and ranges of ``space`` are checked here; that every key exists in the params and
+    that its values validate, and that ``metric`` is reported by ``experiment``, is checked by
+    ``pipeline.sweep`` before any trial starts.
+    """
+
+    experiment: str = "lzn_repr"
+    metric: str = "probe_top1"
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(8, ge=1)
+    max_concurrent_trials: int = Field(0, ge=0)  # 0 = as many as the cluster's CPUs (GPUs) hold
+    eval_every: int = Field(50, ge=1)
+    grace_period: int = Field(1, ge=1)  # ASHA, in evaluations (Tune training iterations)
+    reduction_factor: float = Field(2.0, gt=1.0)
+    driver_cpus: float = Field(0.2, gt=0.0)  # CPU reserved by each trial's driver (the Tune trainable)
+    cpus_per_worker: float | None = Field(None, gt=0.0)  # train.cpus_per_worker of the trials (None: unchanged)
+    seed: int = 0
+    space: dict[str, dict[str, list[Any]]] = {}
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, v: str) -> str:
+        if v not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {v!r}; expected one of {', '.join(EXPERIMENTS)}")
+        return v
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+        for key, spec in v.items():
+            where = f"sweep.space.{key}"
+            if len(spec) != 1:
+                raise ValueError(
+                    f"{where}: expected exactly one distribution ({', '.join(SWEEP_DISTRIBUTIONS)}), got {sorted(spec)}"
+                )
+            dist, values = next(iter(spec.items()))
+            if dist not in SWEEP_DISTRIBUTIONS:
+                raise ValueError(
+                    f"{where}: unknown distribution {dist!r}; expected one of {', '.join(SWEEP_DISTRIBUTIONS)}"
+                )
+            if dist == "choice":
+                if not values:
+                    raise ValueError(f"{where}: empty choice; list at least one value")
+                continue
+            if len(values) != 2 or not all(_is_number(b) for b in values):
+                raise ValueError(
+                    f"{where}: {dist} needs [lo, hi] as two numbers, got {values!r} "
+                    "(in YAML write 1.0e-3, not 1e-3, which is a string)"
+                )
+            lo, hi = values
+            if dist == "randint" and not all(isinstance(b, int) for b in values):
+                raise ValueError(f"{where}: randint needs integer bounds, got {values!r}")
+            if not lo < hi:
+                raise ValueError(f"{where}: empty range [{lo}, {hi}]; needs lo < hi")
+            if dist == "loguniform" and lo <= 0:
+                raise ValueError(f"{where}: loguniform needs 0 < lo, got {lo}")
+        return v
+
+
 class Params(_Config):
     seeds: tuple[int, ...] = (0,)
     shard: ShardConfig = ShardConfig()
     augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig
+    refnet: RefnetConfig = RefnetConfig()
+    extract: ExtractConfig = ExtractConfig()
+    probe: ProbeConfig = ProbeConfig()
+    classify: ClassifyConfig = ClassifyConfig()
+    generate: GenerateConfig = GenerateConfig()
+    fid: FidConfig = FidConfig()
+    sweep: SweepConfig = SweepConfig()
 
     @field_validator("seeds")
     @classmethod

@@ -1,7 +1,10 @@
-"""DVC stage `report`: the paper's Tables 1-4 with this run's numbers beside the published ones.
+"""DVC stage `report`: merge the evaluation reports and regenerate the paper's Tables 1-4.
 
-python stages/report.py                      # reads reports/*.json, writes reports/paper_tables.{md,json}
-python stages/report.py --reports reports --out reports/paper_tables.md
+    python stages/report.py          # reports/{probe,classify,fid}/*.json -> reports/<name>.json,
+                                     # reports/paper_tables.{md,json}, reports/zones.png
+
+``reports/<name>.json`` (one flat object per experiment, DVC metrics) merges the partial reports of
+the evaluation stages; the tables put this run's numbers beside the published ones.
 """
 
 import _cli  # first: puts the repository root on sys.path
@@ -12,22 +15,39 @@ def main() -> None:
     from pathlib import Path
 
     from pipeline.report import write_report
+    from pipeline.summary import write_merged
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reports", default="reports", help="folder holding <experiment>.json (default: reports)"
-    )
-    parser.add_argument(
-        "--out",
-        default="reports/paper_tables.md",
-        help="markdown to write; the JSON goes beside it (default: %(default)s)",
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", default="reports", help="folder of the reports (default: reports)")
+    parser.add_argument("--out", default="reports/paper_tables.md", help="markdown to write (default: %(default)s)")
+    parser.add_argument("--root", default=".", help="project root holding models/ (default: .)")
+    parser.add_argument("--no-merge", action="store_true", help="use reports/<name>.json as they are")
     args = parser.parse_args()
 
-    out = write_report(Path(args.reports), Path(args.out))
+    reports = Path(args.reports)
+    if not args.no_merge:
+        for path in write_merged(reports):
+            print(f"merged {path}")
+    out = write_report(reports, Path(args.out))
     print(f"wrote {out} and {out.with_suffix('.json')}")
+    zones = _plot_zones(Path(args.root), reports / "zones.png")
+    if zones:
+        print(f"wrote {zones}")
+
+
+def _plot_zones(root, out):
+    """Zone map of the label anchors of lzn_joint (seed 0), when that model exists."""
+    import json
+
+    from pipeline.models import load_exported
+    from pipeline.zones import plot_zones
+
+    model_dir = root / "models" / "lzn_joint" / "seed_0"
+    if not (model_dir / "model.pt").is_file():
+        return None
+    modules, config, _ = load_exported(model_dir)
+    manifest = json.loads((root / "data" / "shards" / "manifest.json").read_text())
+    return plot_zones(modules["labels"].A, out, manifest["class_names"])
 
 
 if __name__ == "__main__":
