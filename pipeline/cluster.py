@@ -19,6 +19,9 @@ def prepare_environment() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    # worker logs: our one line per interval, printed once (not re-logged through Train's logger)
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+    os.environ.setdefault("RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING", "0")
 
 
 def ensure_ray(num_cpus: int | None = None) -> dict[str, float]:
