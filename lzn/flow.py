@@ -209,6 +209,7 @@ class _AnchorSet:
                 "anchors contains non-finite values (NaN or inf) or values whose squares overflow"
             )
         self.q = anchors.shape[1]
+        self._positive: Tensor | None = None
         if weights is None:
             self.log_w = None
         else:
@@ -216,10 +217,16 @@ class _AnchorSet:
             safe = torch.where(positive, weights, torch.ones_like(weights))
             floor = torch.finfo(weights.dtype).min / 4
             self.log_w = torch.where(positive, torch.log(safe), torch.full_like(weights, floor))
+            if not bool(positive.all()):
+                self._positive = positive
         self._key: Tensor | None = None
 
     def fused_key(self) -> Tensor:
-        """Key (and value) ``[1, 1, N, K]`` = [a_c, ||a_c||^2, (log w), 0 ...], K a multiple of 8."""
+        """Key (and value) ``[1, 1, N', K]`` = [a_c, ||a_c||^2, (log w), 0 ...], K a multiple of 8.
+
+        Anchors of weight 0 are left out (their probability is exactly 0), so every key entry is
+        finite: the attention kernel multiplies the log-weight column by up to 1 / (1 - tau).
+        """
         if self._key is None:
             cols = [self.centred, self.sq_norm[:, None]]
             if self.log_w is not None:
@@ -228,7 +235,10 @@ class _AnchorSet:
             pad = -(-width // _KEY_ALIGN) * _KEY_ALIGN - width
             if pad:
                 cols.append(self.centred.new_zeros(self.centred.shape[0], pad))
-            self._key = torch.cat(cols, dim=1)[None, None]
+            key = torch.cat(cols, dim=1)
+            if self._positive is not None:
+                key = key[self._positive]
+            self._key = key[None, None]
         return self._key
 
     def posterior(self, y: Tensor, tau: float) -> tuple[Tensor, Tensor]:
