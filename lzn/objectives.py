@@ -116,11 +116,19 @@ def image_latents(
     Returns ``(z_local [n,q], anchors_all [N,q], a_local [n,q])`` with ``z = C(X)`` computed over
     the global batch (LZN_SPEC §1.2, eq. 1/4).
     """
-    a_local = encoder(x)
+    flow = dict(flow)
+    dtype = _flow_dtype(flow.pop("precision", "float32"))
+    a_local = encoder(x).to(dtype)
     anchors = gather_with_grad(a_local)
     noise = global_randn(tuple(a_local.shape), generator, a_local)
     z = compute_latents(anchors, a_local, noise, **flow)
     return z, anchors, a_local
+
+
+def _flow_dtype(precision: str) -> torch.dtype:
+    if precision not in ("float32", "float64"):
+        raise ValueError(f"precision: expected 'float32' or 'float64', got {precision!r}")
+    return torch.float64 if precision == "float64" else torch.float32
 
 
 @torch.no_grad()
@@ -169,6 +177,11 @@ def nt_xent_local(h1_all: Tensor, h2_all: Tensor, n_local: int, temperature: flo
     return F.cross_entropy(logits, positives)
 
 
+def _classify_at(anchors: Tensor, z: Tensor, steps: int, weights: Tensor | None) -> tuple[Tensor, Tensor]:
+    end, probs = assign(z, anchors, steps=steps, weights=weights, checkpoint=True)
+    return nearest_anchor(end, anchors), probs
+
+
 def compute_objective(
     spec: ObjectiveSpec,
     modules: dict[str, nn.Module],
@@ -203,7 +216,7 @@ def compute_objective(
 
     if name == "rf_lzn":
         z, anchors, _ = image_latents(modules["encoder"], images, spec.latent_flow, generator)
-        loss = _rf_term(modules["decoder"], images, generator, z=z)
+        loss = _rf_term(modules["decoder"], images, generator, z=z.to(images.dtype))
         diag["rf_loss"] = loss.item()
         diag["latent_std"] = z.detach().std().item()
         if diagnose:
@@ -219,11 +232,11 @@ def compute_objective(
             diag["nt_xent"] = loss.item()
             return loss, diag
         z, _, _ = image_latents(encoder, v1, spec.latent_flow, generator)
-        anchors2 = gather_with_grad(encoder(v2))
+        anchors2 = gather_with_grad(encoder(v2).to(z.dtype))
         target = _local_target(n, z.device)
         checkpoint = bool(spec.latent_flow.get("checkpoint", False))
         end, probs = assign(z, anchors2, steps=spec.align_steps, checkpoint=checkpoint)
-        loss = alignment_loss(probs, target, cutoff=spec.align_cutoff, log=spec.align_log)
+        loss = alignment_loss(probs, target, cutoff=spec.align_cutoff, log=spec.align_log).to(images.dtype)
         diag["align_loss"] = loss.item()
         with torch.no_grad():
             last = probs[-1].detach()
@@ -237,11 +250,14 @@ def compute_objective(
     label_anchors = modules["labels"]
     z, anchors, _ = image_latents(modules["encoder"], images, spec.latent_flow, generator)
     onehot = F.one_hot(labels, spec.num_classes).to(images.dtype)
-    rf = _rf_term(modules["decoder"], images, generator, z=z, y_onehot=onehot)
+    rf = _rf_term(modules["decoder"], images, generator, z=z.to(images.dtype), y_onehot=onehot)
     weights = class_weights(labels, spec.num_classes, dtype=z.dtype)  # global class frequencies (LZN_SPEC §1.5)
     # the label flow is checkpointed as in the official code (LZN_SPEC §1.8)
-    pred, probs = label_anchors.classify(z, steps=spec.align_steps, weights=weights, checkpoint=True)
-    label = alignment_loss(probs, labels, cutoff=spec.align_cutoff, log=spec.align_log)
+    if label_anchors.A.dtype != z.dtype:  # the label flow runs at the latent flow's precision
+        pred, probs = _classify_at(label_anchors.A.to(z.dtype), z, spec.align_steps, weights)
+    else:
+        pred, probs = label_anchors.classify(z, steps=spec.align_steps, weights=weights, checkpoint=True)
+    label = alignment_loss(probs, labels, cutoff=spec.align_cutoff, log=spec.align_log).to(images.dtype)
     loss = spec.rf_weight * rf + spec.label_weight * label
     diag.update(
         rf_loss=rf.item(),

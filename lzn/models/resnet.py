@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResNetEncoder", "gn"]
+__all__ = ["ResNetEncoder", "gn", "gn_vector"]
 
 
 def gn(channels: int, groups: int) -> nn.GroupNorm:
@@ -28,6 +28,14 @@ def gn(channels: int, groups: int) -> nn.GroupNorm:
         raise ValueError(f"groups must be >= 1, got {groups}")
     g = max(d for d in range(1, min(groups, channels) + 1) if channels % d == 0)
     return nn.GroupNorm(g, channels)
+
+
+def gn_vector(channels: int, groups: int, min_per_group: int = 8) -> nn.GroupNorm:
+    """GroupNorm for feature *vectors* ``[B, C]`` in the projection head: at least ``min_per_group``
+    channels per group. With one channel per group a vector's groups normalise to exactly 0 (two
+    channels: to ±1), which would collapse every anchor; the paper's sizes (q = 256, hidden 2048,
+    32 groups) keep exactly 32 groups."""
+    return gn(channels, max(1, min(groups, channels // min_per_group)))
 
 
 class BasicBlock(nn.Module):
@@ -153,13 +161,13 @@ class ResNetEncoder(nn.Module):
         if proj_layers == 2:
             self.head = nn.Sequential(
                 nn.Linear(in_ch, proj_hidden, bias=False),
-                gn(proj_hidden, groups),
+                gn_vector(proj_hidden, groups),
                 nn.ReLU(),
                 nn.Linear(proj_hidden, latent_dim, bias=False),
-                gn(latent_dim, groups),
+                gn_vector(latent_dim, groups),
             )
         else:
-            self.head = nn.Sequential(nn.Linear(in_ch, latent_dim, bias=False), gn(latent_dim, groups))
+            self.head = nn.Sequential(nn.Linear(in_ch, latent_dim, bias=False), gn_vector(latent_dim, groups))
 
     def backbone_parameters(self) -> int:
         """Number of backbone (stem + stages) parameters, excluding the projection head."""
