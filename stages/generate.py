@@ -1,0 +1,38 @@
+"""DVC stage `generate`: sample a generative experiment (every seed, EMA weights) with the main sampler
+(RK45 by default) and the Euler sampler -> samples/<experiment>/seed_<s>/{samples.npz, samples_euler.npz,
+grid.png}; the grid is logged to the model's MLflow run.
+
+    python stages/generate.py --experiment rf_lzn [--root .]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import _cli
+
+
+def main() -> None:
+    from pipeline.evaluation import check_experiment, load_seed_models
+    from pipeline.generate import GENERATE_EXPERIMENTS, generate_experiment
+    from pipeline.params import load_params
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", required=True, help=f"one of {', '.join(GENERATE_EXPERIMENTS)}")
+    parser.add_argument("--root", default=".", help="project root holding params.yaml, models/ (default: .)")
+    parser.add_argument("--params", default="params.yaml", help="params file, relative to --root (default: params.yaml)")
+    args = parser.parse_args()
+
+    root = Path(args.root).resolve()
+    params = load_params(root / args.params)
+    name = check_experiment(args.experiment, GENERATE_EXPERIMENTS, "generate")
+    models = load_seed_models(root, name, params.seeds)
+    out = root / "samples" / name
+    report = generate_experiment(root, models, params.generate, out, label_steps=params.classify.label_steps)
+    print(f"generate {name}: {params.generate.num_samples} samples per seed, NFE {report['nfe']:.0f} "
+          f"({params.generate.sampler}), {report['seconds']:.1f} s -> {out}")
+
+
+if __name__ == "__main__":
+    _cli.run_main(main)
