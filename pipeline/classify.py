@@ -2,8 +2,8 @@
 
 **Reverse label flow** (``lzn_joint``, every seed, EMA weights): the test images are encoded in
 evaluation batches; within a batch the latents are ``z = C(X)`` over *that batch's* anchors with
-noise ``alpha * eps`` (the experiment's ``latent_flow`` solver/steps/eps, LZN_SPEC §1.7); then the
-reverse Euler flow over the label anchors (uniform weights, ``classify.label_steps`` steps) and the
+noise ``alpha * eps`` (the experiment's ``latent_flow`` solver/steps/eps/precision, LZN_SPEC §1.7);
+then the reverse Euler flow over the label anchors (uniform weights, ``classify.label_steps`` steps) and the
 nearest label anchor give the class.
 
 - ``accuracy_default``: batch ``classify.batch_size``, ``alpha = classify.alpha`` (the paper's
@@ -25,6 +25,7 @@ with cross-entropy and Adam for ``classify.supervised.iterations`` steps of
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 from lzn.flow import compute_latents
 from lzn.models import Classifier
 from pipeline.evaluation import SeedModel, build_report, dataset_name, log_to_run, progress
+from pipeline.extract import flow_dtype
 from pipeline.models import DataShape, build_models
 from pipeline.params import ClassifyConfig, FlowConfig, Params
 
@@ -78,12 +80,15 @@ def label_flow_accuracy(
     n = images.shape[0]
     if n == 0:
         raise ValueError("classification needs at least one test image")
+    dtype = flow_dtype(flow)  # both flows run at the latent flow's precision, as in training
+    if label_anchors.A.dtype != dtype:
+        label_anchors = copy.deepcopy(label_anchors).to(dtype)
     correct = {float(a): 0 for a in alphas}
     batches = range(0, n, batch_size)
     for b0 in progress(batches, total=math.ceil(n / batch_size), desc=desc):
         x, y = images[b0 : b0 + batch_size], labels[b0 : b0 + batch_size]
-        anchors = encoder(x)
-        noise = torch.randn(anchors.shape, generator=generator, dtype=anchors.dtype)
+        anchors = encoder(x).to(dtype)
+        noise = torch.randn(anchors.shape, generator=generator, dtype=dtype)
         for alpha in correct:
             z = compute_latents(anchors, anchors, noise, solver=flow.solver, steps=flow.steps, eps=flow.eps,
                                 alpha=alpha)

@@ -30,11 +30,13 @@ __all__ = [
     "SeedModel",
     "aggregate_seeds",
     "atomic_dir",
+    "build_report",
     "check_experiment",
     "dataset_name",
     "load_seed_models",
     "log_to_run",
     "model_dir",
+    "progress",
     "run_id_of",
     "write_json",
 ]

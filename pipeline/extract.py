@@ -16,9 +16,9 @@ column         type                  content
 
 Latents depend on the other anchors of the evaluation batch (LZN_SPEC §1.7): they are computed over
 the anchors of each batch of ``extract.batch_size`` images (the last batch of a split may be
-smaller), with the experiment's ``latent_flow`` solver/steps/eps (``simclr`` has no latent flow; it
+smaller), with the experiment's ``latent_flow`` solver/steps/eps/precision (``simclr`` has no latent flow; it
 uses ``lzn_repr``'s, its LZN counterpart, so the Fig. 19 ablation compares like with like). The
-noise is seeded per (model seed, split) and shared by both alphas.
+noise is seeded per (model seed, split) and shared by both alphas. Columns are stored as float32.
 
 The pass is checked against the manifest's sample count and the encoder's weights are checked
 to be bit-identical before and after. The whole ``features/<experiment>`` folder is written to a
@@ -45,7 +45,7 @@ from pipeline.readers import eval_loader, load_manifest
 from pipeline.sources import DataError
 
 __all__ = ["COLUMNS", "EXTRACT_EXPERIMENTS", "VECTOR_COLUMNS", "extract_experiment", "extract_split",
-           "feature_flow", "read_features"]
+           "feature_flow", "flow_dtype", "read_features"]
 
 EXTRACT_EXPERIMENTS: tuple[str, ...] = ENCODERS
 VECTOR_COLUMNS = ("backbone", "anchor", "latent_a0", "latent_a1")
@@ -58,6 +58,11 @@ def feature_flow(model: SeedModel) -> FlowConfig:
     if model.exp.latent_flow is not None:
         return model.exp.latent_flow
     return model.params.experiment("lzn_repr").latent_flow
+
+
+def flow_dtype(flow: FlowConfig) -> torch.dtype:
+    """The dtype the latent flow runs in (``latent_flow.precision``; float64 by default)."""
+    return torch.float64 if getattr(flow, "precision", "float32") == "float64" else torch.float32
 
 
 def state_digest(module: nn.Module) -> str:
@@ -90,16 +95,18 @@ def extract_split(
     """One exact ordered pass over ``split``: ``{key: [n] str, label: [n], <vector column>: [n, d]}``."""
     loader = eval_loader(shard_dir, split, batch_size, rank=0, world_size=1)
     cols: dict[str, list] = {c: [] for c in COLUMNS}
+    dtype = flow_dtype(flow)
+    kw = {"solver": flow.solver, "steps": flow.steps, "eps": flow.eps}
     for images, labels, keys in progress(loader, total=len(loader), desc=f"extract {split}"):
         anchor = encoder(images)
-        noise = torch.randn(anchor.shape, generator=generator, dtype=anchor.dtype)
-        kw = {"solver": flow.solver, "steps": flow.steps, "eps": flow.eps}
+        a = anchor.to(dtype)  # the latent flow runs at the experiment's precision
+        noise = torch.randn(a.shape, generator=generator, dtype=dtype)
         cols["key"].extend(keys)
         cols["label"].append(labels.numpy())
         cols["backbone"].append(encoder.features(images).numpy())
         cols["anchor"].append(anchor.numpy())
-        cols["latent_a0"].append(compute_latents(anchor, anchor, noise, alpha=0.0, **kw).numpy())
-        cols["latent_a1"].append(compute_latents(anchor, anchor, noise, alpha=1.0, **kw).numpy())
+        cols["latent_a0"].append(compute_latents(a, a, noise, alpha=0.0, **kw).float().numpy())
+        cols["latent_a1"].append(compute_latents(a, a, noise, alpha=1.0, **kw).float().numpy())
     out: dict[str, Any] = {"key": cols["key"], "label": np.concatenate(cols["label"]).astype(np.int64)}
     for c in VECTOR_COLUMNS:
         out[c] = np.concatenate(cols[c]).astype(np.float32)

@@ -16,7 +16,7 @@ Metrics per seed (then mean, ``<key>_std`` over seeds and ``seed_count``):
 - ``precision``, ``recall``: k-NN manifolds with ``k = fid.pr_k``;
 - ``recon_error``: LZN_SPEC §2.1 - a fixed batch of ``fid.recon_images`` training images (the first
   of the seeded subset, the same for every model); ``z = C(X)`` over the encoder anchors of that
-  batch with fresh noise per repeat (the experiment's ``latent_flow``, its alpha), the RF ODE
+  batch with fresh noise per repeat (the experiment's ``latent_flow``: its alpha and precision), the RF ODE
   inverted with RK45 conditioned on z (and the one-hot true label for conditional models),
   re-integrated, mean per-image L2 norm in [-1, 1] scale, averaged over ``fid.recon_repeats``. The
   RF baselines have no z: the round trip is deterministic, so it is computed once.
@@ -38,6 +38,7 @@ from lzn.flow import compute_latents
 from lzn.metrics import fid_from_features, inception_score, precision_recall
 from lzn.samplers import reconstruction_error
 from pipeline.evaluation import SeedModel, build_report, dataset_name, log_to_run, progress
+from pipeline.extract import flow_dtype
 from pipeline.feature_nets import FeatureNetwork, inception_feature_network
 from pipeline.generate import EULER_FILE, MAIN_FILE, from_uint8, load_samples
 from pipeline.params import CONDITIONAL, GENERATIVE, FidConfig, Params
@@ -95,10 +96,11 @@ def recon_error(model: SeedModel, images: Tensor, labels: Tensor, cfg: FidConfig
         z = None
         if encoder is not None:
             flow = model.exp.latent_flow
-            anchors = encoder.eval()(images)
-            noise = torch.randn(anchors.shape, generator=generator, dtype=anchors.dtype)
+            dtype = flow_dtype(flow)
+            anchors = encoder.eval()(images).to(dtype)
+            noise = torch.randn(anchors.shape, generator=generator, dtype=dtype)
             z = compute_latents(anchors, anchors, noise, solver=flow.solver, steps=flow.steps, eps=flow.eps,
-                                alpha=flow.alpha)
+                                alpha=flow.alpha).to(images.dtype)
         errors.append(float(reconstruction_error(decoder, images, z, y).mean()))
     return sum(errors) / len(errors)
 

@@ -12,7 +12,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(1)  # 2 threads on a busy 2-core machine were 5-35x slower than 1
 
 
 def pytest_collection_modifyitems(config, items):

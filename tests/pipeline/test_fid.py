@@ -16,6 +16,7 @@ from eval_support import (
     run_metrics,
     run_stage,
     run_stage_inprocess,
+    single_thread,  # noqa: F401  (fixture)
     tiny_raw,
     write_params,
 )
@@ -30,6 +31,8 @@ from pipeline.refnet import train_refnet
 
 LEARNS = {"refnet.epochs": 10, "refnet.batch_size": 16, "refnet.lr": 3e-3}
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -37,7 +40,12 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("fid")
     make_shards(root)
     raw = tiny_raw(**LEARNS)
-    train_refnet(validate_params(raw).refnet, root / "data" / "shards", root / "models" / "refnet")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_refnet(validate_params(raw).refnet, root / "data" / "shards", root / "models" / "refnet")
+    finally:
+        torch.set_num_threads(threads)
     return root, raw
 
 
@@ -71,14 +79,15 @@ def test_recon_error_matches_the_protocol(trained):
     value = recon_error(rf, x, y, params.fid, generator=torch.Generator().manual_seed(0))
     assert value == pytest.approx(float(reconstruction_error(rf.modules["decoder"], x).mean()), rel=1e-6)
     (lzn,) = load_seed_models(root, "rf_lzn", [0])
+    assert lzn.exp.latent_flow.precision == "float64"
     value = recon_error(lzn, x, y, params.fid, generator=torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(5)
     flow, errors = lzn.exp.latent_flow, []
     with torch.no_grad():
         for _ in range(params.fid.recon_repeats):  # fresh noise per repeat, latents over the batch's anchors
-            a = lzn.modules["encoder"](x)
-            z = compute_latents(a, a, torch.randn(a.shape, generator=gen), solver=flow.solver, steps=flow.steps,
-                                eps=flow.eps, alpha=flow.alpha)
+            a = lzn.modules["encoder"](x).double()  # latent_flow.precision: float64
+            z = compute_latents(a, a, torch.randn(a.shape, generator=gen, dtype=a.dtype), solver=flow.solver,
+                                steps=flow.steps, eps=flow.eps, alpha=flow.alpha).float()
             errors.append(float(reconstruction_error(lzn.modules["decoder"], x, z).mean()))
     assert value == pytest.approx(sum(errors) / len(errors), rel=1e-6)
 
