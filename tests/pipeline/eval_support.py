@@ -122,7 +122,7 @@ def run_metrics(uri: str, run_id: str) -> dict[str, float]:
 
 def run_stage(name: str, root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python stages/<name>.py --root <root> ...`` as a subprocess."""
-    full_env = dict(os.environ, TQDM_DISABLE="1", **(env or {}))
+    full_env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run(
         [sys.executable, str(REPO / "stages" / f"{name}.py"), "--root", str(root), *args],
         capture_output=True, text=True, env=full_env, timeout=300, cwd=root,
@@ -141,6 +141,16 @@ def run_stage_inprocess(name: str, root: Path, *args: str) -> None:
         runpy.run_path(str(script), run_name="__main__")
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread for these tiny tensors: on a shared 2-core machine, OpenMP threads that
+    wait for each other cost far more than they save (measured: 10x slower under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
