@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from eval_support import (
     _mlflow_store,  # noqa: F401  (fixture)
@@ -14,6 +15,7 @@ from eval_support import (
     mlflow_uri,  # noqa: F401  (fixture)
     run_metrics,
     run_stage_inprocess,
+    single_thread,  # noqa: F401  (fixture)
     tiny_raw,
     write_params,
 )
@@ -26,6 +28,8 @@ from pipeline.models import DataShape
 from pipeline.params import validate_params
 
 C = 10
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class PullToTemplate(nn.Module):
