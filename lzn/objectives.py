@@ -132,25 +132,29 @@ def _flow_dtype(precision: str) -> torch.dtype:
 
 
 @torch.no_grad()
+def assignment_stats(end: Tensor, probs: Tensor, anchors: Tensor, target: Tensor) -> dict[str, float]:
+    """Diagnostics of a reverse flow (LZN_SPEC §2.2 "Logged diagnostics") from its endpoint and probabilities.
+
+    ``assignment_acc``: share of endpoints nearest to their own anchor; ``assignment_prob``: mean
+    probability of the own anchor at the last recorded step; ``ode_error``:
+    ``‖anchor[argmax p_last] − x_end‖ / ‖anchor‖`` averaged over rows.
+    """
+    end, anchors, last = end.detach(), anchors.detach(), probs[-1].detach()
+    top = anchors[last.argmax(dim=1)]
+    return {
+        "assignment_acc": (nearest_anchor(end, anchors) == target).float().mean().item(),
+        "assignment_prob": last.gather(1, target[:, None]).mean().item(),
+        "ode_error": ((top - end).norm(dim=1) / top.norm(dim=1).clamp_min(1e-12)).mean().item(),
+    }
+
+
+@torch.no_grad()
 def assignment_diagnostics(
     z: Tensor, anchors: Tensor, target: Tensor, *, steps: int = 20, solver: str = "euler", weights: Tensor | None = None
 ) -> dict[str, float]:
-    """Reverse-flow diagnostics (LZN_SPEC §2.2 "Logged diagnostics").
-
-    ``assignment_acc``: share of latents whose reverse flow ends nearest to their own anchor;
-    ``assignment_prob``: mean probability of the own anchor at the last recorded step;
-    ``ode_error``: ``‖anchor[argmax p_last] − x_end‖ / ‖anchor‖`` averaged over rows.
-    """
+    """Run the reverse flow of ``z`` over ``anchors`` and return :func:`assignment_stats`."""
     end, probs = assign(z.detach(), anchors.detach(), steps=steps, solver=solver, weights=weights)
-    idx = nearest_anchor(end, anchors.detach())
-    last = probs[-1]
-    top = anchors[last.argmax(dim=1)]
-    ode_error = ((top - end).norm(dim=1) / top.norm(dim=1).clamp_min(1e-12)).mean()
-    return {
-        "assignment_acc": (idx == target).float().mean().item(),
-        "assignment_prob": last.gather(1, target[:, None]).mean().item(),
-        "ode_error": ode_error.item(),
-    }
+    return assignment_stats(end, probs, anchors, target)
 
 
 def _rf_term(
@@ -175,11 +179,6 @@ def nt_xent_local(h1_all: Tensor, h2_all: Tensor, n_local: int, temperature: flo
     logits[torch.arange(rows.numel(), device=h.device), rows] = float("-inf")  # drop self-similarity
     positives = torch.cat([rows[: rows.numel() // 2] + n, rows[: rows.numel() // 2]])
     return F.cross_entropy(logits, positives)
-
-
-def _classify_at(anchors: Tensor, z: Tensor, steps: int, weights: Tensor | None) -> tuple[Tensor, Tensor]:
-    end, probs = assign(z, anchors, steps=steps, weights=weights, checkpoint=True)
-    return nearest_anchor(end, anchors), probs
 
 
 def compute_objective(
@@ -238,12 +237,7 @@ def compute_objective(
         end, probs = assign(z, anchors2, steps=spec.align_steps, checkpoint=checkpoint)
         loss = alignment_loss(probs, target, cutoff=spec.align_cutoff, log=spec.align_log).to(images.dtype)
         diag["align_loss"] = loss.item()
-        with torch.no_grad():
-            last = probs[-1].detach()
-            diag["assignment_prob"] = last.gather(1, target[:, None]).mean().item()
-            diag["assignment_acc"] = (nearest_anchor(end.detach(), anchors2.detach()) == target).float().mean().item()
-            top = anchors2.detach()[last.argmax(dim=1)]
-            diag["ode_error"] = ((top - end.detach()).norm(dim=1) / top.norm(dim=1).clamp_min(1e-12)).mean().item()
+        diag.update(assignment_stats(end, probs, anchors2, target))
         return loss, diag
 
     # lzn_joint: image latent -> (RF decoder with label) + label flow over learnable label anchors
@@ -253,10 +247,10 @@ def compute_objective(
     rf = _rf_term(modules["decoder"], images, generator, z=z.to(images.dtype), y_onehot=onehot)
     weights = class_weights(labels, spec.num_classes, dtype=z.dtype)  # global class frequencies (LZN_SPEC §1.5)
     # the label flow is checkpointed as in the official code (LZN_SPEC §1.8)
-    if label_anchors.A.dtype != z.dtype:  # the label flow runs at the latent flow's precision
-        pred, probs = _classify_at(label_anchors.A.to(z.dtype), z, spec.align_steps, weights)
-    else:
-        pred, probs = label_anchors.classify(z, steps=spec.align_steps, weights=weights, checkpoint=True)
+    # the label flow runs at the latent flow's precision (``.to`` is the identity when they agree)
+    label_matrix = label_anchors.A.to(z.dtype)
+    end, probs = assign(z, label_matrix, steps=spec.align_steps, weights=weights, checkpoint=True)
+    pred = nearest_anchor(end, label_matrix)
     label = alignment_loss(probs, labels, cutoff=spec.align_cutoff, log=spec.align_log).to(images.dtype)
     loss = spec.rf_weight * rf + spec.label_weight * label
     diag.update(

@@ -108,54 +108,13 @@ _SPLITS: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
 _REAL_FEATURES: dict[tuple[Any, ...], Tensor] = {}  # keyed by (shard dir, network object, n)
 
 
-def _read_split_local(shard_dir: Path, split: str) -> tuple[Tensor, Tensor]:
-    """All of ``split`` as uint8 ``[N, C, H, W]`` and labels ``[N]`` in shard order, counted locally.
-
-    Like :func:`pipeline.readers.read_split` (same shard listing and safe decoders), except that the
-    sample count is checked on this process only: ``read_split`` all-reduces the count whenever a
-    process group exists, which blocks rank 0 forever when it alone evaluates inside a training job.
-    """
-    import tarfile
-
-    import numpy as np
-
-    from pipeline.readers import decode_sample, load_manifest, shard_files
-    from pipeline.sources import DataError
-
-    manifest = load_manifest(shard_dir)
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    for path, _ in shard_files(shard_dir, split, manifest):
-        samples: dict[str, dict[str, Any]] = {}
-        with tarfile.open(path, mode="r") as tar:
-            for member in tar:
-                base = member.name.rsplit("/", 1)[-1]
-                if not member.isreg() or "." not in base:
-                    continue
-                key, ext = member.name[: len(member.name) - len(base)] + base.split(".", 1)[0], base.split(".", 1)[1]
-                fh = tar.extractfile(member)
-                samples.setdefault(key, {"__key__": key, "__url__": path})[ext.lower()] = fh.read() if fh else b""
-        for raw in samples.values():
-            sample = decode_sample(raw)
-            image = next((sample[e] for e in ("png", "jpg", "jpeg") if e in sample), None)
-            if image is None or "cls" not in sample:
-                raise DataError(f"{path}: sample {raw['__key__']}: needs an image and a .cls label")
-            images.append(image if image.ndim == 3 else image[:, :, None])
-            labels.append(int(sample["cls"]))
-    expected = int(manifest["counts"][split])
-    if len(images) != expected:
-        raise DataError(f"{shard_dir}/{split}: read {len(images)} samples, the manifest says {expected}")
-    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    if list(stacked.shape[1:]) != list(manifest["image_shape"]):
-        raise DataError(f"{shard_dir}/{split}: images {list(stacked.shape[1:])}, the manifest says {manifest['image_shape']}")
-    return stacked, torch.tensor(labels, dtype=torch.int64)
-
-
 def _split(shard_dir: Path, split: str) -> tuple[Tensor, Tensor]:
     """``(float images [N, C, H, W] in [-1, 1], labels [N])`` of a split, read once per process."""
     key = (str(Path(shard_dir).resolve()), split)
     if key not in _SPLITS:
-        images, labels = _read_split_local(Path(shard_dir), split)
+        from pipeline.readers import read_split
+
+        images, labels, _ = read_split(Path(shard_dir), split)  # its count check is local to this process
         _SPLITS[key] = (images.to(torch.float32) / 127.5 - 1.0, labels)
     return _SPLITS[key]
 
