@@ -22,6 +22,8 @@ def prepare_environment() -> None:
     # worker logs: our one line per interval, printed once (not re-logged through Train's logger)
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
     os.environ.setdefault("RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING", "0")
+    # Ray's tqdm bar manager otherwise replaces builtins.print in the driver for the rest of the process
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
 
 
 def ensure_ray(num_cpus: int | None = None) -> dict[str, float]:

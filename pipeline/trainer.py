@@ -118,7 +118,7 @@ def fit(
 
     ``callbacks``: Ray Train ``UserCallback``s of the run (a sweep passes Tune's ``TuneReportCallback``).
     """
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from pipeline.training import train_worker

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from pipeline.cluster import prepare_environment
+
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+prepare_environment()  # Ray's env switches (auth off, no print patching) before any test starts Ray
 torch.set_num_threads(1)  # 2 threads on a busy 2-core machine were 5-35x slower than 1
 
 
