@@ -3,7 +3,9 @@
 Each evaluation stage owns its own DVC out (``reports/probe/<name>.json``, ``reports/fid/<name>.json``,
 ``reports/classify/<name>.json``); the ``report`` stage merges them into ``reports/<name>.json`` — the
 DVC metrics that ``dvc metrics diff`` compares (DESIGN.md "Contracts": one flat object per
-experiment). A key reported by two stages must agree, else the merge is an error naming both files.
+experiment). A key reported by two stages must agree, else the merge is an error naming both files;
+the free-text descriptions every stage writes of itself (``protocol``, ``method``) are kept apart as
+``<part>_<key>`` (``probe_protocol``, ``classify_protocol``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Any
 
 PARTS = ("probe", "classify", "fid")
 """Sub-folders of ``reports/`` written by the evaluation stages."""
+
+PER_PART = frozenset({"protocol", "method"})
+"""Keys describing the stage that wrote them: merged as ``<part>_<key>``, never compared."""
+
 
 def _read(path: Path) -> dict[str, Any]:
     try:
@@ -41,6 +47,8 @@ def merge_reports(reports_dir: Path) -> dict[str, dict[str, Any]]:
             for key, value in _read(path).items():
                 if isinstance(value, (dict, list)):
                     continue  # details (grids, per-seed lists) stay in the stage's own file
+                if key in PER_PART:
+                    key = f"{part}_{key}"
                 if key == "seed_count" and key in target:
                     target[key] = min(target[key], value)  # seeds that every stage evaluated
                     continue
