@@ -217,6 +217,9 @@ def _run_cell(report: Mapping[str, Any], key: str, percent: bool = False) -> dic
     scale = 100.0 if percent else 1.0
     value = report.get(key)
     std = report.get(f"{key}_std")
+    seeds = report.get("seed_count")
+    if isinstance(seeds, int) and seeds < 2:
+        std = None  # one seed: a std of 0 is no measure of noise, so none is shown or compared
     return {
         "value": float(value) * scale if _finite(value) else None,
         "std": float(std) * scale if value is not None and _finite(std) else None,

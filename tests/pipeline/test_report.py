@@ -64,6 +64,17 @@ def _claim_line(md: str, text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ tables
+def test_one_seed_shows_no_std(tmp_path):
+    reports = _reports()
+    for metrics in reports.values():
+        metrics["seed_count"] = 1
+        metrics.update({f"{k}_std": 0.0 for k in list(metrics) if k in ("fid", "probe_top1")})
+    md, result = build_report(_write(tmp_path, reports))
+    assert _row(md, "## Table 1", "RF")[1] == "12.35"  # not "12.35 ± 0.00": one seed measures no noise
+    assert _row(md, "## Table 2", "LZN")[1] == "92.00"
+    assert result["table1"]["direction"]["fid"]["within_one_std"] is None
+
+
 def test_table1_cells_beside_paper_values(tmp_path):
     md, result = build_report(_write(tmp_path, _reports()))
     header = _row(md, "## Table 1", "algo")
