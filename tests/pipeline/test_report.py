@@ -30,7 +30,7 @@ def _reports(rf_lzn_better: bool = True) -> dict[str, dict]:
                     "recall": 0.5, "recon_error": 0.05},
         "lzn_joint": {**COMMON, "fid_conditional": 8.5 if good else 9.5, "inception_score": 4.6,
                       "precision": 0.62, "recall": 0.5, "recon_error": 0.02, "accuracy_default": 0.9,
-                      "accuracy_tuned": 0.9447 if good else 0.93, "tuned_alpha": 0.4, "tuned_batch": 300},
+                      "accuracy_tuned": 0.9447 if good else 0.93, "tuned_alpha": 0.4, "tuned_batch_size": 300},
         "supervised": {"dataset": "digits 8x8", "seed_count": 3, "accuracy": 0.94},
     }  # fmt: skip
 
@@ -64,6 +64,17 @@ def _claim_line(md: str, text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ tables
+def test_std_printed_at_the_value_precision_and_tuned_alpha_per_seed(tmp_path):
+    reports = _reports()
+    reports["rf"].update(inception_score_std=0.0534, recon_error=0.0144, recon_error_std=0.00210)
+    reports["lzn_joint"].update(tuned_alpha=0.0666667, tuned_alpha_std=0.0942809)
+    md, _ = build_report(_write(tmp_path, reports))
+    rf = _row(md, "## Table 1", "RF")
+    assert rf[3] == "4.10 ± 0.05" and rf[9] == "0.0144 ± 0.0021"
+    (tuned,) = [line for line in _section(md, "## Table 3").splitlines() if "| tuned" in line]
+    assert "tuned (batch 300, α chosen per seed, mean 0.067)" in tuned
+
+
 def test_one_seed_shows_no_std(tmp_path):
     reports = _reports()
     for metrics in reports.values():
