@@ -7,9 +7,6 @@ supervised cross-entropy baseline on the same encoder architecture -> reports/cl
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import _cli
 
 
@@ -17,16 +14,9 @@ def main() -> None:
     from pipeline.classify import evaluate_label_flow, supervised_baseline
     from pipeline.evaluation import load_seed_models, write_json
     from pipeline.models import DataShape
-    from pipeline.params import load_params
     from pipeline.readers import load_manifest, read_split
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=".", help="project root holding params.yaml, data/, models/ (default: .)")
-    parser.add_argument("--params", default="params.yaml", help="params file, relative to --root (default: params.yaml)")
-    args = parser.parse_args()
-
-    root = Path(args.root).resolve()
-    params = load_params(root / args.params)
+    root, params, _ = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/")
     shard_dir = root / "data" / "shards"
     manifest = load_manifest(shard_dir)
     models = load_seed_models(root, "lzn_joint", params.seeds)

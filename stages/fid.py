@@ -8,26 +8,14 @@ the `refnet` stage; `inception` a TorchScript Inception file).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import check_experiment, load_seed_models, write_json
+    from pipeline.evaluation import load_seed_models, write_json
     from pipeline.fid import FID_EXPERIMENTS, evaluate_fid
-    from pipeline.params import load_params
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", required=True, help=f"one of {', '.join(FID_EXPERIMENTS)}")
-    parser.add_argument("--root", default=".", help="project root holding params.yaml, data/, models/, samples/ (default: .)")
-    parser.add_argument("--params", default="params.yaml", help="params file, relative to --root (default: params.yaml)")
-    args = parser.parse_args()
-
-    root = Path(args.root).resolve()
-    params = load_params(root / args.params)
-    name = check_experiment(args.experiment, FID_EXPERIMENTS, "fid")
+    root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/, samples/", FID_EXPERIMENTS, "fid")
     models = load_seed_models(root, name, params.seeds)
     report = evaluate_fid(root, name, models, params)
     out = write_json(root / "reports" / "fid" / f"{name}.json", report)

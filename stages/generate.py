@@ -7,26 +7,14 @@ grid.png}; the grid is logged to the model's MLflow run.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import check_experiment, load_seed_models
+    from pipeline.evaluation import load_seed_models
     from pipeline.generate import GENERATE_EXPERIMENTS, generate_experiment
-    from pipeline.params import load_params
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", required=True, help=f"one of {', '.join(GENERATE_EXPERIMENTS)}")
-    parser.add_argument("--root", default=".", help="project root holding params.yaml, models/ (default: .)")
-    parser.add_argument("--params", default="params.yaml", help="params file, relative to --root (default: params.yaml)")
-    args = parser.parse_args()
-
-    root = Path(args.root).resolve()
-    params = load_params(root / args.params)
-    name = check_experiment(args.experiment, GENERATE_EXPERIMENTS, "generate")
+    root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, models/", GENERATE_EXPERIMENTS, "generate")
     models = load_seed_models(root, name, params.seeds)
     out = root / "samples" / name
     report = generate_experiment(root, models, params.generate, out, label_steps=params.classify.label_steps)

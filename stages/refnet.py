@@ -6,24 +6,14 @@ training split; writes models/refnet/{model.pt, refnet.json} and reports/refnet.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import _cli
 
 
 def main() -> None:
     from pipeline.evaluation import write_json
-    from pipeline.params import load_params
     from pipeline.refnet import REFNET_DIR, train_refnet
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=".", help="project root holding params.yaml, data/, models/ (default: .)")
-    parser.add_argument("--params", default="params.yaml", help="params file, relative to --root (default: params.yaml)")
-    args = parser.parse_args()
-
-    root = Path(args.root).resolve()
-    params = load_params(root / args.params)
+    root, params, _ = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/")
     info = train_refnet(params.refnet, root / "data" / "shards", root / REFNET_DIR)
     report = {k: v for k, v in info.items() if k != "params"}
     write_json(root / "reports" / "refnet.json", report)
