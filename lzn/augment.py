@@ -355,36 +355,8 @@ def simclr_augment(
 
 
 def simclr_views(
-    x: torch.Tensor,
-    *,
-    generator: torch.Generator | None,
-    crop_scale: tuple[float, float] = (0.5, 1.0),
-    crop_ratio: tuple[float, float] = (0.75, 4 / 3),
-    flip_p: float = 0.5,
-    jitter_p: float = 0.8,
-    brightness: float = 0.4,
-    contrast: float = 0.4,
-    saturation: float = 0.4,
-    hue: float = 0.1,
-    grayscale_p: float = 0.2,
-    blur_p: float = 0.5,
-    blur_sigma: tuple[float, float] = (0.1, 1.0),
-    blur_kernel: int = 3,
+    x: torch.Tensor, *, generator: torch.Generator | None, **kwargs: float | tuple[float, float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two independent SimCLR views ``(v1, v2)``, each ``[B, C, H, W]`` in [-1, 1] (see
-    :func:`simclr_augment`; the second view uses the generator's state after the first)."""
-    kw = dict(
-        crop_scale=crop_scale,
-        crop_ratio=crop_ratio,
-        flip_p=flip_p,
-        jitter_p=jitter_p,
-        brightness=brightness,
-        contrast=contrast,
-        saturation=saturation,
-        hue=hue,
-        grayscale_p=grayscale_p,
-        blur_p=blur_p,
-        blur_sigma=blur_sigma,
-        blur_kernel=blur_kernel,
-    )
-    return simclr_augment(x, generator=generator, **kw), simclr_augment(x, generator=generator, **kw)
+    """Two independent SimCLR views ``(v1, v2)``, each ``[B, C, H, W]`` in [-1, 1]; ``kwargs`` are
+    :func:`simclr_augment`'s (the second view uses the generator's state after the first)."""
+    return simclr_augment(x, generator=generator, **kwargs), simclr_augment(x, generator=generator, **kwargs)

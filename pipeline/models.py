@@ -105,15 +105,10 @@ def objective_spec(params: Params, exp: ExperimentConfig, shape: DataShape) -> O
     if exp.label_weight is not None:
         kwargs["label_weight"] = exp.label_weight
     if exp.name in ("simclr", "lzn_repr"):
-        kwargs["simclr"] = simclr_kwargs(params)
+        from pipeline.readers import augment_kwargs  # lazily: keeps webdataset out of a model-only import
+
+        kwargs["simclr"] = augment_kwargs(params.augment.simclr)
     return ObjectiveSpec(**kwargs)
-
-
-def simclr_kwargs(params: Params) -> dict[str, Any]:
-    """Keyword arguments of :func:`lzn.augment.simclr_views` from ``augment.simclr``."""
-    from pipeline.readers import augment_kwargs
-
-    return augment_kwargs(params.augment.simclr)
 
 
 # ------------------------------------------------------------------------------------ export

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lzn.augment import simclr_views
+from lzn.augment import simclr_augment, simclr_views
 from pipeline.params import SimCLRAugmentConfig
 from pipeline.readers import (
     ShardStream,
@@ -342,7 +342,7 @@ def test_decoders_never_unpickle():
 def test_augment_kwargs_match_simclr_views():
     cfg = SimCLRAugmentConfig()
     kw = augment_kwargs(cfg)
-    params = set(inspect.signature(simclr_views).parameters) - {"x", "generator"}
+    params = set(inspect.signature(simclr_augment).parameters) - {"x", "generator"}  # simclr_views passes them on
     assert set(kw) == params
     g = torch.Generator().manual_seed(0)
     v1, v2 = simclr_views(torch.rand(4, 1, 8, 8) * 2 - 1, generator=g, **kw)
