@@ -9,14 +9,6 @@ from lzn.anchors import LabelAnchors, class_weights
 from lzn.losses import label_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _anchors(num_classes=10, q=32, seed=0):
     return LabelAnchors(num_classes, q, generator=torch.Generator().manual_seed(seed))
 

@@ -10,16 +10,6 @@ from lzn.models import Classifier, ImageEncoder, ResNetEncoder, UNet
 from lzn.models.resnet import BasicBlock, Bottleneck
 from lzn.samplers import rf_training_pair
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: much faster than two contended ones on a small shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 CIFAR_UNET = dict(nf=128, ch_mult=(1, 2, 2, 2), num_res_blocks=4, attn_resolutions=(16,), dropout=0.15)
 
 

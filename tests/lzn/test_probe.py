@@ -8,15 +8,6 @@ import torch
 from lzn.probe import topk_accuracy, train_linear_probe
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids spin-wait overhead on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _blobs(n_per_class: int, num_classes: int, dim: int, seed: int, spread: float = 0.3):
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(num_classes, dim, generator=torch.Generator().manual_seed(1234)) * 4.0

@@ -143,16 +143,6 @@ def run_stage_inprocess(name: str, root: Path, *args: str) -> None:
         sys.argv, sys.path[:] = old_argv, old_path
 
 
-@pytest.fixture
-def single_thread():
-    """One intra-op thread for these tiny tensors: on a shared 2-core machine, OpenMP threads that
-    wait for each other cost far more than they save (measured: 10x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def _mlflow_store(tmp_path_factory) -> str:
     """One SQLite MLflow store for the session (creating a store runs its migrations, ~seconds)."""

@@ -17,7 +17,6 @@ from eval_support import (
     mlflow_uri,  # noqa: F401  (fixture)
     run_metrics,
     run_stage_inprocess,
-    single_thread,  # noqa: F401  (fixture)
     tiny_raw,
     write_params,
 )
@@ -30,8 +29,6 @@ from pipeline.models import DataShape
 from pipeline.params import validate_params
 
 C = 10
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class LookupEncoder(nn.Module):

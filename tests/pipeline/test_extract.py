@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from eval_support import make_model, make_shards, run_stage_inprocess, single_thread, tiny_raw, write_params  # noqa: F401
+from eval_support import make_model, make_shards, run_stage_inprocess, tiny_raw, write_params
 
 from lzn.flow import compute_latents
 from pipeline.evaluation import load_seed_models
@@ -17,8 +17,6 @@ from pipeline.models import ModelNotTrainedError
 from pipeline.params import validate_params
 from pipeline.readers import read_split
 from pipeline.sources import DataError
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from eval_support import (
     run_metrics,
     run_stage,
     run_stage_inprocess,
-    single_thread,  # noqa: F401  (fixture)
     tiny_raw,
     write_params,
 )
@@ -31,8 +30,6 @@ from pipeline.refnet import train_refnet
 
 LEARNS = {"refnet.epochs": 10, "refnet.batch_size": 16, "refnet.lr": 3e-3}
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -40,12 +37,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("fid")
     make_shards(root)
     raw = tiny_raw(**LEARNS)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train_refnet(validate_params(raw).refnet, root / "data" / "shards", root / "models" / "refnet")
-    finally:
-        torch.set_num_threads(threads)
+    train_refnet(validate_params(raw).refnet, root / "data" / "shards", root / "models" / "refnet")
     return root, raw
 
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from eval_support import (
     _mlflow_store,  # noqa: F401  (fixture)
@@ -15,7 +14,6 @@ from eval_support import (
     mlflow_uri,  # noqa: F401  (fixture)
     run_metrics,
     run_stage_inprocess,
-    single_thread,  # noqa: F401  (fixture)
     tiny_raw,
     write_params,
 )
@@ -28,8 +26,6 @@ from pipeline.models import DataShape
 from pipeline.params import validate_params
 
 C = 10
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class PullToTemplate(nn.Module):

@@ -17,15 +17,6 @@ from pipeline.training import TrainingState
 SHAPE = DataShape(1, 8, 10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as in a training worker (train.threads_per_worker): tiny ops on busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _state(name: str, steps: int = 2) -> tuple[TrainingState, object]:
     params = validate_params(tiny_params_raw(**{"classify.label_steps": 10}))  # short label flows
     exp = params.experiment(name)

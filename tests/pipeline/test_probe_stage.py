@@ -15,7 +15,6 @@ from eval_support import (
     mlflow_uri,  # noqa: F401  (fixture)
     run_metrics,
     run_stage_inprocess,
-    single_thread,  # noqa: F401  (fixture)
     tiny_raw,
     write_params,
 )
@@ -24,8 +23,6 @@ from pipeline.evaluation import aggregate_seeds
 from pipeline.extract import write_features
 from pipeline.params import validate_params
 from pipeline.probe import evaluate_probe
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _sha(path):

@@ -6,15 +6,13 @@ import json
 
 import pytest
 import torch
-from eval_support import make_shards, run_stage_inprocess, single_thread, tiny_raw, write_params  # noqa: F401
+from eval_support import make_shards, run_stage_inprocess, tiny_raw, write_params
 
 from pipeline.models import ModelNotTrainedError
 from pipeline.params import validate_params
 from pipeline.refnet import load_refnet, train_refnet
 
 LEARNS = {"refnet.epochs": 10, "refnet.batch_size": 16, "refnet.lr": 3e-3}
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_refnet_stage_writes_model_and_accuracy(tmp_path):
