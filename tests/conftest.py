@@ -35,6 +35,20 @@ def digits_shards(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local 2-CPU Ray for the tests of one module (any earlier instance shut down first)."""
+    import ray
+
+    from pipeline.cluster import ensure_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ensure_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def project(tmp_path, digits_shards, monkeypatch) -> Path:
     """A project root with data/shards (a copy of the session shards) and its own MLflow store."""

@@ -133,19 +133,6 @@ def test_stage_bad_sweep_fails_before_ray(project):
 
 
 # ------------------------------------------------------------------------------ a real sweep (Ray)
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from pipeline.cluster import ensure_ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ensure_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def _children(uri: str, parent_id: str) -> list:
     from mlflow.tracking import MlflowClient
 

@@ -17,19 +17,6 @@ from pipeline.params import EXPERIMENTS, validate_params
 from pipeline.training import CheckpointMismatchError, TrainingState
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from pipeline.cluster import ensure_ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ensure_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def _train(project: Path, raw: dict, experiment: str, **kw) -> Path:
     from pipeline.trainer import train_experiment
 
