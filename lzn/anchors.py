@@ -16,9 +16,12 @@ import torch
 from torch import Tensor, nn
 
 from lzn.distributed import all_reduce_sum
-from lzn.flow import assign, compute_latents, nearest_anchor
+from lzn.flow import FlowSpec, nearest_anchor
 
-__all__ = ["LabelAnchors", "class_weights"]
+__all__ = ["LABEL_FLOW", "LabelAnchors", "class_weights"]
+
+#: The label flow of case study 3 (LZN_SPEC §1.8): Euler, 100 steps, eps 1e-4, alpha 1.
+LABEL_FLOW = FlowSpec(solver="euler", steps=100)
 
 
 def _check_labels(labels: object, num_classes: int) -> Tensor:
@@ -66,34 +69,17 @@ class LabelAnchors(nn.Module):
         return self.A[_check_labels(labels, self.num_classes)]
 
     def classify(
-        self,
-        z: Tensor,
-        *,
-        steps: int = 100,
-        solver: str = "euler",
-        weights: Tensor | None = None,
-        checkpoint: bool = False,
+        self, z: Tensor, flow: FlowSpec = LABEL_FLOW, *, weights: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Label decoder: reverse flow of ``z [n, q]`` over ``A``, then the nearest anchor.
+        """Label decoder: reverse flow ``flow`` of ``z [n, q]`` over ``A``, then the nearest anchor.
 
-        Returns ``(pred_labels [n], probs [r, n, C])``; ``probs`` keeps its graph to ``z`` and
-        ``A`` (feed it to ``lzn.losses.label_loss``).
+        Runs in ``flow.dtype``. Returns ``(pred_labels [n], probs [r, n, C])``; ``probs`` keeps its
+        graph to ``z`` and ``A`` (feed it to ``lzn.losses.alignment_loss``).
         """
-        endpoint, probs = assign(
-            z, self.A, steps=steps, solver=solver, weights=weights, checkpoint=checkpoint
-        )
-        return nearest_anchor(endpoint, self.A), probs
+        anchors = self.A.to(flow.dtype)
+        endpoint, probs = flow.assign(z, anchors, weights=weights)
+        return nearest_anchor(endpoint, anchors), probs
 
-    def latents_for(
-        self,
-        labels: Tensor,
-        noise: Tensor,
-        *,
-        steps: int = 100,
-        alpha: float = 1.0,
-        solver: str = "euler",
-        eps: float = 1e-4,
-    ) -> Tensor:
-        """Latents ``[n, q]`` in the zones of ``labels`` (conditional generation, LZN_SPEC §2.3)."""
-        own = self.encode(labels)
-        return compute_latents(self.A, own, noise, steps=steps, solver=solver, eps=eps, alpha=alpha)
+    def latents_for(self, labels: Tensor, noise: Tensor, flow: FlowSpec = LABEL_FLOW) -> Tensor:
+        """Latents ``[n, q]`` (in ``flow.dtype``) in the zones of ``labels`` (conditional generation, LZN_SPEC §2.3)."""
+        return flow.latents(self.A, self.encode(labels), noise)

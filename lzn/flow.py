@@ -17,16 +17,51 @@ tensor. Expanding the square, the logits are::
 
 (the ``||x||^2`` term is constant per row and cancels in the softmax), ``abar = softmax @ anchors``
 and ``v = (x - abar) / tau``. ``velocity`` (and ``assign``) evaluate this with one matrix product
-and a max-shifted softmax (``[n, N]`` memory, probabilities returned). ``compute_latents`` does
-not need the probabilities and calls ``torch.nn.functional.scaled_dot_product_attention`` with the
-per-key bias folded into extra key dimensions, so no ``[n, N]`` mask is built::
+and a max-shifted softmax (``[n, N]`` memory, probabilities returned). Without autograd,
+``compute_latents`` does not need the probabilities and calls
+``torch.nn.functional.scaled_dot_product_attention`` with the per-key bias folded into extra key
+dimensions, so no ``[n, N]`` mask is built::
 
     key = value = [a_j, ||a_j||^2, log w_j, 0 ...]      (width padded to a multiple of 8)
     query       = [x, -(1 - tau) / 2, tau^2 / (1 - tau), 0 ...],   scale = (1 - tau) / tau^2
 
 (the first q output columns are ``abar``). On CPU this dispatches to the fused flash-attention
-kernel (``_scaled_dot_product_flash_attention_for_cpu``, forward and backward; it needs 4-d inputs
-and equal key and value widths), whose memory is O(n q) plus O(N q) for the keys.
+kernel (``_scaled_dot_product_flash_attention_for_cpu``; it needs 4-d inputs and equal key and value
+widths), whose memory is O(n q) plus O(N q) for the keys. Its values are exact; its backward is not
+(next section), so it is used only for evaluations that autograd does not record.
+
+Gradients
+---------
+Every evaluation that autograd records (an input requires grad and grad mode is on) runs the
+matmul + softmax of ``_AnchorSet.posterior`` and is differentiated by autograd. The fused kernel's
+backward loses about ``eps_mach * ||a||^2 / tau^2`` at small tau, and the own-anchor and anchor-set
+terms of dL/dA (each of size ~1/tau) cancel, which amplifies it: with ``own`` the same tensor as
+``anchors`` its dL/dA was off by 2e-3 (N = 128, q = 32, Euler, eps = 1e-4, float64), 5e-2 (N = 512,
+q = 64), ~1 (N = 512, q = 256, alpha = 0.45) and NaN in float32. The matmul form's backward is exact.
+Measured relative error of dL/dA against the naive ``[n, N, q]`` form differentiated in float64
+(N = n = 256, q = 64, 20 steps, own = anchors; ``bench/bench_flow.py`` part [4b];
+``tests/lzn/test_flow_gradients.py`` asserts <= 1e-8 in float64 and <= 2x the naive form in float32):
+
+    ===============================  ========  ========  =========  ===================
+    solver, eps, alpha, anchor std   float64   float32   naive f32  ratio f32 / naive
+    ===============================  ========  ========  =========  ===================
+    euler, 1e-4, 0.45, std 1         4e-12     2.2e-3    1.6e-3     1.3
+    euler, 1e-4, 0.45, std 10        1e-9      0.55      0.46       1.2
+    dpm++, 1e-3, 1, std 1            3e-13     1.5e-4    1.4e-4     1.1
+    dpm++, 1e-3, 1, std 3            2e-12     6.6e-4    1.1e-3     0.6
+    dpm++, 1e-3, 1, std 10           3e-12     1.2e-3    2.5e-3     0.5
+    ===============================  ========  ========  =========  ===================
+
+So float32 is as good as the naive (official) form in float32, and :class:`FlowSpec` defaults to
+it; at eps = 1e-4 with widely spread anchors (std 10) float32 loses the gradient in *every*
+formulation, and float64 is the choice there.
+
+Memory of the backward: without ``checkpoint`` autograd keeps the ``[n, N]`` probabilities of
+every evaluation, O(steps * n * N) (n = N = 512, 20 steps, float32: 23 MiB saved); with
+``checkpoint=True`` each evaluation is recomputed in backward and only the ``[n, q]`` trajectory
+points and the ``[N, q]`` anchors are kept, O(steps * n * q + N * q) (2.8 MiB), plus one
+evaluation's ``[n, N]`` at a time during backward. Forward + backward of that call takes 0.06 s
+against 2.8 s for the naive form under autograd (1.3 GiB saved) on 2 CPU cores.
 
 Translation: the logits are unchanged when every anchor moves by ``-c`` and ``x`` by
 ``-(1 - tau) c``, because ``x - (1 - tau) a_j`` is unchanged; then ``abar`` moves by ``-c``, and
@@ -35,7 +70,7 @@ works on anchors centred on their mean (the solvers integrate ``y``), which remo
 cancellation caused by a common offset of the anchors (the expanded square loses about
 ``eps_mach * ||a - c||^2 / tau^2`` in the logits rather than ``eps_mach * ||a||^2 / tau^2``).
 
-Float32 accuracy (measured against float64; randn anchors, N = 256, q = 64):
+Float32 accuracy of the values (measured against float64; randn anchors, N = 256, q = 64):
 
 - Typical points (x on reverse-flow trajectories): max relative velocity error 6e-8 (tau = 1),
   1.3e-7 (0.5), 6.5e-7 (0.1), 1.4e-6 (0.05), 8e-6 (0.01), 7e-5 (1e-3); the naive broadcast form
@@ -93,15 +128,18 @@ Plain Euler needs several hundred steps; at q = 200 the error is almost all in t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-__all__ = ["SOLVERS", "DPM_TAU_MARGIN", "velocity", "compute_latents", "assign", "nearest_anchor"]
+__all__ = ["SOLVERS", "DPM_TAU_MARGIN", "FLOW_DTYPES", "FlowSpec", "velocity", "compute_latents", "assign",
+           "nearest_anchor"]
 
 SOLVERS: tuple[str, ...] = ("euler", "dpm++")
 #: The DPM-Solver++ grids stop ``DPM_TAU_MARGIN`` short of tau = 1 (lambda is -inf there).
@@ -185,6 +223,18 @@ def _check_solver(solver: object, steps: object) -> tuple[str, int]:
     return str(solver), int(steps)
 
 
+def _check_eps(eps: object) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0.0 < float(eps) < 1.0 - DPM_TAU_MARGIN):
+        raise ValueError(f"eps must be in (0, {1.0 - DPM_TAU_MARGIN}), got {eps!r}")
+    return float(eps)
+
+
+def _check_alpha(alpha: object) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
 # --------------------------------------------------------------------------------------------
 # the closed-form posterior over anchors
 
@@ -251,14 +301,23 @@ class _AnchorSet:
         probs = torch.softmax(logits, dim=1)
         return probs @ self.centred, probs
 
-    def mean_anchor(self, y: Tensor, tau: float) -> Tensor:
-        """Centred posterior-mean anchor [n, q] through the fused attention kernel (no ``[n, N]``).
+    def needs_grad(self, y: Tensor) -> bool:
+        """Whether an evaluation at ``y`` is recorded by autograd (then it must be differentiated exactly)."""
+        if not torch.is_grad_enabled():
+            return False
+        return y.requires_grad or self.centred.requires_grad or (self.log_w is not None and self.log_w.requires_grad)
 
-        ``softmax(scale * query @ key.T) @ key`` with query ``[y, -(1 - tau) / 2, tau^2 / (1 - tau), 0 ...]``
-        and ``scale = (1 - tau) / tau^2`` gives exactly the logits of ``posterior``; the value is the
-        key itself and only its first q output columns are used.
+    def mean_anchor(self, y: Tensor, tau: float) -> Tensor:
+        """Centred posterior-mean anchor [n, q]: fused attention without autograd, ``posterior`` with it.
+
+        Without a graph to record, ``softmax(scale * query @ key.T) @ key`` with query
+        ``[y, -(1 - tau) / 2, tau^2 / (1 - tau), 0 ...]`` and ``scale = (1 - tau) / tau^2`` gives exactly
+        the logits of ``posterior`` (the value is the key itself, only its first q output columns are
+        used) and needs no ``[n, N]`` memory. Its values are exact, but the fused kernel's backward is
+        not (see "Gradients" in the module docstring), so any evaluation that autograd records goes
+        through the matmul + softmax of ``posterior``, whose backward is exact.
         """
-        if tau == 1.0:  # scale = 0: the probabilities are the weights
+        if tau == 1.0 or self.needs_grad(y):  # tau = 1: scale = 0, the probabilities are the weights
             return self.posterior(y, tau)[0]
         key = self.fused_key()
         n = y.shape[0]
@@ -402,7 +461,8 @@ def compute_latents(
     LZN_SPEC §1.2 (paper eq. 1 and 4). Starts at ``x = (1 - eps) * own + eps * alpha * noise`` at
     ``tau = eps`` and integrates ``dx/dtau = v(x, tau)`` to ``tau = 1`` (``"euler"``, uniform grid,
     ``steps`` evaluations) or to ``tau = 1 - 1e-3`` (``"dpm++"``, time-uniform grid, NFE = steps).
-    The velocity uses the fused attention kernel (memory O(n q) per evaluation).
+    Without autograd the velocity uses the fused attention kernel (memory O(n q) per evaluation);
+    under autograd the matmul form, whose backward is exact (module docstring, "Gradients").
 
     Args:
         anchors: ``[N, q]`` anchor set (e.g. the gathered global batch).
@@ -414,7 +474,7 @@ def compute_latents(
         alpha: noise concentration factor, finite and >= 0 (0 gives the zone centre).
         weights: ``[N]`` anchor weights or None.
         checkpoint: recompute each evaluation in backward (``torch.utils.checkpoint``) so that only
-            the ``[n, q]`` trajectory points are stored.
+            the ``[n, q]`` trajectory points are stored (O(steps n q) instead of O(steps n N)).
 
     Returns:
         ``z [n, q]``.
@@ -429,12 +489,8 @@ def compute_latents(
     _check_same("own", own, anchors)
     _check_same("noise", noise, anchors)
     solver, steps = _check_solver(solver, steps)
-    if not isinstance(eps, (int, float)) or not (0.0 < float(eps) < 1.0 - DPM_TAU_MARGIN):
-        raise ValueError(f"eps must be in (0, {1.0 - DPM_TAU_MARGIN}), got {eps!r}")
-    if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    eps, alpha = _check_eps(eps), _check_alpha(alpha)
     weights = _check_weights(weights, anchors)
-    eps, alpha = float(eps), float(alpha)
 
     # integrate y = x - (1 - tau) * centre toward the centred anchors (see _AnchorSet)
     aset = _AnchorSet(anchors, weights)
@@ -512,6 +568,68 @@ def assign(
     grid = [start * (steps - k) / steps for k in range(steps + 1)]
     y = _run_dpm(z - DPM_TAU_MARGIN * aset.centre, grid, posterior, final_first_order=True)
     return y + aset.centre, torch.stack(recorded)
+
+
+# --------------------------------------------------------------------------------------------
+# one typed flow configuration
+
+#: Precisions a flow may run in, by their params name.
+FLOW_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """One latent-flow configuration: the one place a config becomes a ``compute_latents``/``assign`` call.
+
+    ``solver``/``steps``: the ODE solver and its number of evaluations; ``eps``/``alpha``: start time
+    and noise concentration of the forward flow (unused by :meth:`assign`); ``checkpoint``: recompute
+    each evaluation in backward; ``dtype``: the precision the flow runs in (inputs are cast to it,
+    differentiably, and results come back in it). float32 is the default: with the exact backward
+    its gradients are as accurate as the naive broadcast form's in float32 (module docstring,
+    "Gradients").
+    """
+
+    solver: str = "euler"
+    steps: int = 20
+    eps: float = 1e-4
+    alpha: float = 1.0
+    checkpoint: bool = False
+    dtype: torch.dtype = torch.float32
+
+    def __post_init__(self) -> None:
+        _check_solver(self.solver, self.steps)
+        _check_eps(self.eps)
+        _check_alpha(self.alpha)
+        if not isinstance(self.checkpoint, bool):
+            raise ValueError(f"checkpoint must be a bool, got {self.checkpoint!r}")
+        if self.dtype not in FLOW_DTYPES.values():
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype!r}")
+
+    @property
+    def precision(self) -> str:
+        """The params name of ``dtype`` (``"float32"`` or ``"float64"``)."""
+        return next(k for k, v in FLOW_DTYPES.items() if v == self.dtype)
+
+    def replace(self, **changes: object) -> FlowSpec:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def latents(
+        self, anchors: Tensor, own: Tensor, noise: Tensor, *, weights: Tensor | None = None
+    ) -> Tensor:
+        """:func:`compute_latents` at this spec, in ``dtype``: ``z [n, q]``."""
+        cast = [t.to(self.dtype) if isinstance(t, Tensor) else t for t in (anchors, own, noise, weights)]
+        return compute_latents(
+            cast[0], cast[1], cast[2], steps=self.steps, solver=self.solver, eps=self.eps, alpha=self.alpha,
+            weights=cast[3], checkpoint=self.checkpoint,
+        )
+
+    def assign(self, z: Tensor, anchors: Tensor, *, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """:func:`assign` (reverse flow) at this spec, in ``dtype``: ``(endpoint [n, q], probs [r, n, N])``."""
+        cast = [t.to(self.dtype) if isinstance(t, Tensor) else t for t in (z, anchors, weights)]
+        return assign(
+            cast[0], cast[1], steps=self.steps, solver=self.solver, weights=cast[2], checkpoint=self.checkpoint
+        )
 
 
 def nearest_anchor(endpoint: Tensor, anchors: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lzn.anchors import LABEL_FLOW
 from lzn.samplers import sample_euler, sample_rk45
 
 GENERATIVE = ("rf", "rf_lzn", "rf_cond", "lzn_joint")
@@ -48,7 +49,8 @@ def generation_condition(
         cond["z"] = torch.randn(n, latent_dim, generator=generator, device=device)
     elif name == "lzn_joint":
         noise = torch.randn(n, latent_dim, generator=generator, device=device)
-        cond["z"] = modules["labels"].latents_for(labels.to(device), noise, steps=label_steps, alpha=alpha)
+        flow = LABEL_FLOW.replace(steps=label_steps, alpha=alpha)
+        cond["z"] = modules["labels"].latents_for(labels.to(device), noise, flow).float()
     return cond
 
 

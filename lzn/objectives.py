@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from lzn.anchors import class_weights
 from lzn.augment import random_flip, simclr_views
 from lzn.distributed import gather_with_grad, world_info
-from lzn.flow import assign, compute_latents, nearest_anchor
+from lzn.flow import FlowSpec, nearest_anchor
 from lzn.losses import alignment_loss, rf_loss
 
 OBJECTIVES = ("rf", "rf_lzn", "simclr", "lzn_repr", "rf_cond", "lzn_joint")
@@ -38,17 +38,18 @@ OBJECTIVES = ("rf", "rf_lzn", "simclr", "lzn_repr", "rf_cond", "lzn_joint")
 class ObjectiveSpec:
     """Method hyperparameters of one experiment (plain values; the pipeline maps params onto it).
 
-    ``latent_flow``: keyword arguments of :func:`lzn.flow.compute_latents` (solver, steps, eps, alpha,
-    checkpoint). ``align``: reverse-flow steps, cut-off fraction and log/probability form of the
-    alignment loss. ``flip_p``: horizontal-flip probability (case studies 1 and 3).
+    ``latent_flow``: the forward flow of the image latents (anchor -> latent). ``align_flow``: the
+    reverse flow of the alignment loss (and, checkpointed, of the label flow of ``lzn_joint``);
+    ``align_cutoff``/``align_log``: cut-off fraction and log/probability form of the alignment loss.
+    ``flip_p``: horizontal-flip probability (case studies 1 and 3).
     ``simclr``: keyword arguments of :func:`lzn.augment.simclr_views`.
     """
 
     name: str
     num_classes: int = 0
     flip_p: float = 0.0
-    latent_flow: dict[str, Any] = field(default_factory=dict)
-    align_steps: int = 20
+    latent_flow: FlowSpec = FlowSpec()
+    align_flow: FlowSpec = FlowSpec()
     align_cutoff: float = 0.2
     align_log: bool = True
     temperature: float = 0.2
@@ -109,26 +110,17 @@ def _local_target(n_local: int, device: torch.device) -> Tensor:
 
 
 def image_latents(
-    encoder: nn.Module, x: Tensor, flow: dict[str, Any], generator: torch.Generator | None
+    encoder: nn.Module, x: Tensor, flow: FlowSpec, generator: torch.Generator | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Anchors of the local images, the global anchor set and the local latents.
 
-    Returns ``(z_local [n,q], anchors_all [N,q], a_local [n,q])`` with ``z = C(X)`` computed over
-    the global batch (LZN_SPEC §1.2, eq. 1/4).
+    Returns ``(z_local [n,q], anchors_all [N,q], a_local [n,q])`` in ``flow.dtype`` with ``z = C(X)``
+    computed over the global batch (LZN_SPEC §1.2, eq. 1/4).
     """
-    flow = dict(flow)
-    dtype = _flow_dtype(flow.pop("precision", "float32"))
-    a_local = encoder(x).to(dtype)
+    a_local = encoder(x).to(flow.dtype)
     anchors = gather_with_grad(a_local)
     noise = global_randn(tuple(a_local.shape), generator, a_local)
-    z = compute_latents(anchors, a_local, noise, **flow)
-    return z, anchors, a_local
-
-
-def _flow_dtype(precision: str) -> torch.dtype:
-    if precision not in ("float32", "float64"):
-        raise ValueError(f"precision: expected 'float32' or 'float64', got {precision!r}")
-    return torch.float64 if precision == "float64" else torch.float32
+    return flow.latents(anchors, a_local, noise), anchors, a_local
 
 
 @torch.no_grad()
@@ -150,10 +142,10 @@ def assignment_stats(end: Tensor, probs: Tensor, anchors: Tensor, target: Tensor
 
 @torch.no_grad()
 def assignment_diagnostics(
-    z: Tensor, anchors: Tensor, target: Tensor, *, steps: int = 20, solver: str = "euler", weights: Tensor | None = None
+    z: Tensor, anchors: Tensor, target: Tensor, flow: FlowSpec = FlowSpec(), *, weights: Tensor | None = None
 ) -> dict[str, float]:
-    """Run the reverse flow of ``z`` over ``anchors`` and return :func:`assignment_stats`."""
-    end, probs = assign(z.detach(), anchors.detach(), steps=steps, solver=solver, weights=weights)
+    """Run the reverse flow ``flow`` of ``z`` over ``anchors`` and return :func:`assignment_stats`."""
+    end, probs = flow.assign(z.detach(), anchors.detach(), weights=weights)
     return assignment_stats(end, probs, anchors, target)
 
 
@@ -233,8 +225,7 @@ def compute_objective(
         z, _, _ = image_latents(encoder, v1, spec.latent_flow, generator)
         anchors2 = gather_with_grad(encoder(v2).to(z.dtype))
         target = _local_target(n, z.device)
-        checkpoint = bool(spec.latent_flow.get("checkpoint", False))
-        end, probs = assign(z, anchors2, steps=spec.align_steps, checkpoint=checkpoint)
+        end, probs = spec.align_flow.assign(z, anchors2)
         loss = alignment_loss(probs, target, cutoff=spec.align_cutoff, log=spec.align_log).to(images.dtype)
         diag["align_loss"] = loss.item()
         diag.update(assignment_stats(end, probs, anchors2, target))
@@ -246,10 +237,10 @@ def compute_objective(
     onehot = F.one_hot(labels, spec.num_classes).to(images.dtype)
     rf = _rf_term(modules["decoder"], images, generator, z=z.to(images.dtype), y_onehot=onehot)
     weights = class_weights(labels, spec.num_classes, dtype=z.dtype)  # global class frequencies (LZN_SPEC §1.5)
-    # the label flow is checkpointed as in the official code (LZN_SPEC §1.8)
-    # the label flow runs at the latent flow's precision (``.to`` is the identity when they agree)
+    # the label flow is checkpointed as in the official code (LZN_SPEC §1.8) and runs at the latent
+    # flow's precision (``.to`` is the identity when they agree)
     label_matrix = label_anchors.A.to(z.dtype)
-    end, probs = assign(z, label_matrix, steps=spec.align_steps, weights=weights, checkpoint=True)
+    end, probs = spec.align_flow.replace(checkpoint=True).assign(z, label_matrix, weights=weights)
     pred = nearest_anchor(end, label_matrix)
     label = alignment_loss(probs, labels, cutoff=spec.align_cutoff, log=spec.align_log).to(images.dtype)
     loss = spec.rf_weight * rf + spec.label_weight * label

@@ -3,8 +3,9 @@
 **Reverse label flow** (``lzn_joint``, every seed, EMA weights): the test images are encoded in
 evaluation batches; within a batch the latents are ``z = C(X)`` over *that batch's* anchors with
 noise ``alpha * eps`` (the experiment's ``latent_flow`` solver/steps/eps/precision, LZN_SPEC §1.7);
-then the reverse Euler flow over the label anchors (uniform weights, ``classify.label_steps`` steps) and the
-nearest label anchor give the class.
+then the reverse Euler flow over the label anchors (uniform weights, ``classify.label_steps`` steps, the
+same precision) and the nearest label anchor give the class. Training's online ``accuracy`` is
+:func:`label_flow_accuracy` of the default protocol.
 
 - ``accuracy_default``: batch ``classify.batch_size``, ``alpha = classify.alpha`` (the paper's
   ``ClassAccuracy``: batch 2000, alpha 1).
@@ -25,7 +26,6 @@ with cross-entropy and Adam for ``classify.supervised.iterations`` steps of
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,14 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lzn.flow import compute_latents
+from lzn.anchors import LABEL_FLOW
+from lzn.flow import FlowSpec
 from lzn.models import Classifier
 from pipeline.evaluation import SeedModel, build_report, dataset_name, log_to_run, progress
-from pipeline.extract import flow_dtype
 from pipeline.models import DataShape, build_models
-from pipeline.params import ClassifyConfig, FlowConfig, Params
+from pipeline.params import ClassifyConfig, Params
 
-__all__ = ["CLASSIFY_EXPERIMENTS", "PROTOCOL_NOTE", "evaluate_label_flow", "label_flow_accuracy",
+__all__ = ["CLASSIFY_EXPERIMENTS", "PROTOCOL_NOTE", "evaluate_label_flow", "label_flow_accuracy", "label_flow_spec",
            "supervised_baseline", "train_supervised"]
 
 CLASSIFY_EXPERIMENTS = ("lzn_joint",)
@@ -67,41 +67,44 @@ def label_flow_accuracy(
     *,
     batch_size: int,
     alphas: Sequence[float],
-    flow: FlowConfig,
-    label_steps: int,
+    flow: FlowSpec,
+    label_flow: FlowSpec,
     generator: torch.Generator,
     desc: str = "classify",
 ) -> dict[float, float]:
     """Accuracy of label-flow classification for each alpha, over all of ``images [n, C, H, W]``.
 
-    The test set is cut into consecutive batches of ``batch_size`` (the last may be smaller); each
-    batch draws one noise ``[b, q]`` shared by all alphas.
+    ``flow`` is the experiment's latent flow (its ``alpha`` is replaced by each of ``alphas``),
+    ``label_flow`` the reverse flow over the label anchors (:func:`label_flow_spec`). The test set
+    is cut into consecutive batches of ``batch_size`` (the last may be smaller); each batch draws one
+    noise ``[b, q]`` (in ``flow.dtype``, on the images' device) shared by all alphas.
     """
     n = images.shape[0]
     if n == 0:
         raise ValueError("classification needs at least one test image")
-    dtype = flow_dtype(flow)  # both flows run at the latent flow's precision, as in training
-    if label_anchors.A.dtype != dtype:
-        label_anchors = copy.deepcopy(label_anchors).to(dtype)
     correct = {float(a): 0 for a in alphas}
     batches = range(0, n, batch_size)
     for b0 in progress(batches, total=math.ceil(n / batch_size), desc=desc):
         x, y = images[b0 : b0 + batch_size], labels[b0 : b0 + batch_size]
-        anchors = encoder(x).to(dtype)
-        noise = torch.randn(anchors.shape, generator=generator, dtype=dtype)
+        anchors = encoder(x).to(flow.dtype)
+        noise = torch.randn(anchors.shape, generator=generator, dtype=flow.dtype).to(anchors.device)
         for alpha in correct:
-            z = compute_latents(anchors, anchors, noise, solver=flow.solver, steps=flow.steps, eps=flow.eps,
-                                alpha=alpha)
-            pred, _ = label_anchors.classify(z, steps=label_steps)
-            correct[alpha] += int((pred == y).sum())
+            z = flow.replace(alpha=alpha).latents(anchors, anchors, noise)
+            pred, _ = label_anchors.classify(z, label_flow)
+            correct[alpha] += int((pred.cpu() == y.cpu()).sum())
     return {a: c / n for a, c in correct.items()}
+
+
+def label_flow_spec(flow: FlowSpec, cfg: ClassifyConfig) -> FlowSpec:
+    """The classification label flow: Euler, ``classify.label_steps`` steps, at the latent flow's precision."""
+    return LABEL_FLOW.replace(steps=cfg.label_steps, dtype=flow.dtype)
 
 
 def classify_seed(model: SeedModel, images: Tensor, labels: Tensor, cfg: ClassifyConfig) -> dict[str, float]:
     """Both protocols for one ``lzn_joint`` model: a flat metric record."""
     encoder, anchors = model.modules["encoder"].eval(), model.modules["labels"].eval()
-    flow = model.exp.latent_flow
-    common = {"flow": flow, "label_steps": cfg.label_steps}
+    flow = model.exp.latent_flow.spec()
+    common = {"flow": flow, "label_flow": label_flow_spec(flow, cfg)}
     default = label_flow_accuracy(
         encoder, anchors, images, labels, batch_size=cfg.batch_size, alphas=[cfg.alpha],
         generator=torch.Generator().manual_seed(7919 * model.seed + 1), desc="classify default", **common,

@@ -38,14 +38,14 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from lzn.flow import compute_latents
+from lzn.flow import FlowSpec
 from pipeline.evaluation import SeedModel, atomic_dir, progress
 from pipeline.params import ENCODERS, FlowConfig
 from pipeline.readers import eval_loader, load_manifest
 from pipeline.sources import DataError
 
 __all__ = ["COLUMNS", "EXTRACT_EXPERIMENTS", "VECTOR_COLUMNS", "extract_experiment", "extract_split",
-           "feature_flow", "flow_dtype", "read_features"]
+           "feature_flow", "read_features"]
 
 EXTRACT_EXPERIMENTS: tuple[str, ...] = ENCODERS
 VECTOR_COLUMNS = ("backbone", "anchor", "latent_a0", "latent_a1")
@@ -58,11 +58,6 @@ def feature_flow(model: SeedModel) -> FlowConfig:
     if model.exp.latent_flow is not None:
         return model.exp.latent_flow
     return model.params.experiment("lzn_repr").latent_flow
-
-
-def flow_dtype(flow: FlowConfig) -> torch.dtype:
-    """The dtype the latent flow runs in (``latent_flow.precision``; float64 by default)."""
-    return torch.float64 if getattr(flow, "precision", "float32") == "float64" else torch.float32
 
 
 def state_digest(module: nn.Module) -> str:
@@ -89,24 +84,25 @@ def extract_split(
     split: str,
     *,
     batch_size: int,
-    flow: FlowConfig,
+    flow: FlowSpec,
     generator: torch.Generator,
 ) -> dict[str, Any]:
-    """One exact ordered pass over ``split``: ``{key: [n] str, label: [n], <vector column>: [n, d]}``."""
+    """One exact ordered pass over ``split``: ``{key: [n] str, label: [n], <vector column>: [n, d]}``.
+
+    The latent columns use ``flow`` at ``alpha = 0`` and ``1`` (its own alpha is not used).
+    """
     loader = eval_loader(shard_dir, split, batch_size, rank=0, world_size=1)
     cols: dict[str, list] = {c: [] for c in COLUMNS}
-    dtype = flow_dtype(flow)
-    kw = {"solver": flow.solver, "steps": flow.steps, "eps": flow.eps}
+    centre, spread = flow.replace(alpha=0.0), flow.replace(alpha=1.0)
     for images, labels, keys in progress(loader, total=len(loader), desc=f"extract {split}"):
         anchor = encoder(images)
-        a = anchor.to(dtype)  # the latent flow runs at the experiment's precision
-        noise = torch.randn(a.shape, generator=generator, dtype=dtype)
+        noise = torch.randn(anchor.shape, generator=generator, dtype=flow.dtype)
         cols["key"].extend(keys)
         cols["label"].append(labels.numpy())
         cols["backbone"].append(encoder.features(images).numpy())
         cols["anchor"].append(anchor.numpy())
-        cols["latent_a0"].append(compute_latents(a, a, noise, alpha=0.0, **kw).float().numpy())
-        cols["latent_a1"].append(compute_latents(a, a, noise, alpha=1.0, **kw).float().numpy())
+        cols["latent_a0"].append(centre.latents(anchor, anchor, noise).float().numpy())
+        cols["latent_a1"].append(spread.latents(anchor, anchor, noise).float().numpy())
     out: dict[str, Any] = {"key": cols["key"], "label": np.concatenate(cols["label"]).astype(np.int64)}
     for c in VECTOR_COLUMNS:
         out[c] = np.concatenate(cols[c]).astype(np.float32)
@@ -141,7 +137,7 @@ def extract_experiment(models: list[SeedModel], shard_dir: Path, out_dir: Path, 
             counts = {}
             for i, split in enumerate(SPLITS):
                 gen = torch.Generator().manual_seed(1_000_003 * model.seed + i)
-                cols = extract_split(encoder, shard_dir, split, batch_size=batch_size, flow=flow, generator=gen)
+                cols = extract_split(encoder, shard_dir, split, batch_size=batch_size, flow=flow.spec(), generator=gen)
                 n = len(cols["key"])
                 if n != int(manifest["counts"][split]):
                     raise DataError(

@@ -34,11 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lzn.flow import compute_latents
 from lzn.metrics import fid_from_features, inception_score, precision_recall
 from lzn.samplers import reconstruction_error
 from pipeline.evaluation import SeedModel, build_report, dataset_name, log_to_run, progress
-from pipeline.extract import flow_dtype
 from pipeline.feature_nets import FeatureNetwork, inception_feature_network
 from pipeline.generate import EULER_FILE, MAIN_FILE, from_uint8, load_samples
 from pipeline.params import CONDITIONAL, GENERATIVE, FidConfig, Params
@@ -95,12 +93,10 @@ def recon_error(model: SeedModel, images: Tensor, labels: Tensor, cfg: FidConfig
     for _ in progress(range(repeats), desc=f"recon seed {model.seed}"):
         z = None
         if encoder is not None:
-            flow = model.exp.latent_flow
-            dtype = flow_dtype(flow)
-            anchors = encoder.eval()(images).to(dtype)
-            noise = torch.randn(anchors.shape, generator=generator, dtype=dtype)
-            z = compute_latents(anchors, anchors, noise, solver=flow.solver, steps=flow.steps, eps=flow.eps,
-                                alpha=flow.alpha).to(images.dtype)
+            flow = model.exp.latent_flow.spec()
+            anchors = encoder.eval()(images)
+            noise = torch.randn(anchors.shape, generator=generator, dtype=flow.dtype)
+            z = flow.latents(anchors, anchors, noise).to(images.dtype)
         errors.append(float(reconstruction_error(decoder, images, z, y).mean()))
     return sum(errors) / len(errors)
 

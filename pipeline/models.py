@@ -95,9 +95,9 @@ def objective_spec(params: Params, exp: ExperimentConfig, shape: DataShape) -> O
     """Map the validated params of ``exp`` onto the method's :class:`ObjectiveSpec`."""
     kwargs: dict[str, Any] = {"name": exp.name, "num_classes": shape.num_classes, "flip_p": params.augment.flip_p}
     if exp.latent_flow is not None:
-        kwargs["latent_flow"] = exp.latent_flow.model_dump()
+        kwargs["latent_flow"] = exp.latent_flow.spec()
     if exp.align is not None:
-        kwargs.update(align_steps=exp.align.steps, align_cutoff=exp.align.cutoff, align_log=exp.align.log)
+        kwargs.update(align_flow=exp.align_flow(), align_cutoff=exp.align.cutoff, align_log=exp.align.log)
     if exp.temperature is not None:
         kwargs["temperature"] = exp.temperature
     if exp.rf_weight is not None:

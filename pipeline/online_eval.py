@@ -141,23 +141,20 @@ def probe_top1(encoder: nn.Module, params: Params, shard_dir: Path, device: torc
 
 
 @torch.no_grad()
-def label_flow_accuracy(modules: dict[str, nn.Module], params: Params, exp: Any, shard_dir: Path,
-                        device: torch.device) -> float:
-    """Reverse label flow accuracy of the test split, alpha = 1 (the ``classify`` stage's default protocol)."""
-    from lzn.flow import compute_latents
+def classify_accuracy(modules: dict[str, nn.Module], params: Params, exp: Any, shard_dir: Path,
+                      device: torch.device) -> float:
+    """Reverse label flow accuracy of the test split: the ``classify`` stage's default protocol
+    (:func:`pipeline.classify.label_flow_accuracy` at ``classify.batch_size`` and ``classify.alpha``)."""
+    from pipeline.classify import label_flow_accuracy, label_flow_spec
 
     images, labels = _split(shard_dir, "test")
-    flow, batch = exp.latent_flow, params.classify.batch_size
-    gen = torch.Generator().manual_seed(_SEED)
-    correct = 0
-    for b0 in range(0, images.shape[0], batch):
-        x = images[b0 : b0 + batch].to(device)
-        anchors = modules["encoder"](x)
-        noise = torch.randn(anchors.shape, generator=gen, dtype=anchors.dtype).to(device)
-        z = compute_latents(anchors, anchors, noise, solver=flow.solver, steps=flow.steps, eps=flow.eps, alpha=1.0)
-        pred, _ = modules["labels"].classify(z, steps=params.classify.label_steps)
-        correct += int((pred.cpu() == labels[b0 : b0 + batch]).sum())
-    return correct / images.shape[0]
+    flow, cfg = exp.latent_flow.spec(), params.classify
+    acc = label_flow_accuracy(
+        modules["encoder"], modules["labels"], images.to(device), labels, batch_size=cfg.batch_size,
+        alphas=[cfg.alpha], flow=flow, label_flow=label_flow_spec(flow, cfg),
+        generator=torch.Generator().manual_seed(_SEED), desc="online classify",
+    )
+    return acc[float(cfg.alpha)]
 
 
 def _reference_network(root: Path) -> Any | None:
@@ -215,7 +212,7 @@ def online_metrics(experiment: str, state: Any, params: Params, shard_dir: Path,
         if experiment in ENCODERS:
             out["probe_top1"] = _guard(probe_top1, modules["encoder"], params, Path(shard_dir), device)
         if experiment == "lzn_joint":
-            out["accuracy"] = _guard(label_flow_accuracy, modules, params, exp, Path(shard_dir), device)
+            out["accuracy"] = _guard(classify_accuracy, modules, params, exp, Path(shard_dir), device)
         if experiment in GENERATIVE:
             key = str(Path(root).resolve())
             if key not in _NETS:

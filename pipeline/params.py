@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lzn.flow import FLOW_DTYPES, FlowSpec
+
 EXPERIMENTS: tuple[str, ...] = ("rf", "rf_lzn", "simclr", "lzn_repr", "rf_cond", "lzn_joint")
 """The six experiments of DESIGN.md, in DAG order."""
 
@@ -125,10 +127,18 @@ class FlowConfig(_Config):
     eps: float = Field(1e-4, gt=0.0, lt=1.0)
     alpha: float = Field(1.0, ge=0.0)
     checkpoint: bool = False
-    # The backward pass through the first steps (tau ~ eps) amplifies float32 rounding by ~1/tau^2
-    # (measured: encoder gradient 2e31 in float32 vs 8.7 in float64 at eps = 1e-4); the flow is cheap
-    # next to the networks, so it runs in float64 by default.
-    precision: Literal["float32", "float64"] = "float64"
+    # float32 by default: with the exact backward of lzn.flow its gradients (dL/dA, own = anchors) are as
+    # accurate as the naive [n, N, q] broadcast form's in float32: 0.5-1.3x its error against the naive
+    # form in float64 (eps 1e-4 / 1e-3, N = 256-512, q = 64-256, anchor std 1-10; relative errors 1.5e-4
+    # ... 2e-3 at std 1-3; bench/bench_flow.py part [4b], lzn.flow "Gradients"). float64 gives 3e-13 ...
+    # 1e-9; choose it for eps = 1e-4 with widely spread anchors (std 10), where float32 loses the
+    # gradient in every formulation (0.5 relative).
+    precision: Literal["float32", "float64"] = "float32"
+
+    def spec(self) -> FlowSpec:
+        """The method's :class:`lzn.flow.FlowSpec` of this configuration."""
+        return FlowSpec(solver=self.solver, steps=self.steps, eps=self.eps, alpha=self.alpha,
+                        checkpoint=self.checkpoint, dtype=FLOW_DTYPES[self.precision])
 
 
 class AlignConfig(_Config):
@@ -155,6 +165,14 @@ class ExperimentConfig(_Config):
     temperature: float | None = Field(None, gt=0.0)
     rf_weight: float | None = Field(None, ge=0.0)
     label_weight: float | None = Field(None, ge=0.0)
+
+    def align_flow(self) -> FlowSpec:
+        """Reverse flow of the alignment loss (LZN_SPEC §1.3-1.4): Euler, ``align.steps`` evaluations, the
+        latent flow's precision and checkpointing."""
+        if self.align is None or self.latent_flow is None:
+            raise ValueError(f"experiment {self.name!r} has no alignment flow")
+        return FlowSpec(solver="euler", steps=self.align.steps, checkpoint=self.latent_flow.checkpoint,
+                        dtype=FLOW_DTYPES[self.latent_flow.precision])
 
     @property
     def total_iterations(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lzn.anchors import LabelAnchors, class_weights
+from lzn.anchors import LABEL_FLOW, LabelAnchors, class_weights
 from lzn.losses import label_loss
 
 
@@ -32,8 +32,8 @@ def test_latents_for_then_classify_recovers_the_label():
     labels = torch.randint(0, 10, (200,), generator=g)
     noise = torch.randn(200, 32, generator=g)
     with torch.no_grad():
-        z = la.latents_for(labels, noise, steps=100)
-        pred, probs = la.classify(z, steps=100)
+        z = la.latents_for(labels, noise, LABEL_FLOW)
+        pred, probs = la.classify(z, LABEL_FLOW)
     assert probs.shape == (100, 200, 10)
     # Euler solver error only: measured 0.99 (q = 32) and 0.98 (q = 200) on 1000 samples at 100
     # steps; 0.89 / 0.79 at 20 steps; 0.998 / 0.996 at 300 steps
@@ -48,7 +48,7 @@ def test_classify_with_weights_and_gradients_reach_a_and_z():
     labels = torch.tensor([0, 1, 1, 2, 2, 2, 3, 3])
     z = torch.randn(8, 8, generator=g, requires_grad=True)
     w = class_weights(labels, 4)
-    pred, probs = la.classify(z, steps=10, weights=w, checkpoint=True)
+    pred, probs = la.classify(z, LABEL_FLOW.replace(steps=10, checkpoint=True), weights=w)
     assert pred.shape == (8,)
     loss = label_loss(probs, labels)
     loss.backward()
@@ -60,7 +60,7 @@ def test_zero_weight_class_is_never_predicted():
     la = _anchors(num_classes=5, q=8)
     z = torch.randn(100, 8, generator=torch.Generator().manual_seed(3))
     w = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])
-    pred, _ = la.classify(z, steps=20, weights=w)
+    pred, _ = la.classify(z, LABEL_FLOW.replace(steps=20), weights=w)
     assert not (pred == 2).any()
 
 
@@ -74,7 +74,7 @@ def test_zero_weight_class_is_never_predicted():
         (lambda: LabelAnchors(1, 8), "num_classes"),
         (lambda: LabelAnchors(3, 0), "latent_dim"),
         (lambda: _anchors().classify(torch.randn(3, 5)), "z"),
-        (lambda: _anchors().classify(torch.randn(3, 32), solver="rk"), "solver"),
+        (lambda: _anchors().classify(torch.randn(3, 32), LABEL_FLOW.replace(solver="rk")), "solver"),
     ],
 )
 def test_bad_inputs_raise_value_error_naming_the_argument(call, match):

@@ -13,26 +13,29 @@ from lzn.flow import assign, compute_latents
 from lzn.losses import alignment_loss
 
 F64 = torch.float64
-WORLD, LOCAL, DIM_IN, Q = 2, 8, 6, 4
+WORLD, LOCAL, DIM_IN, Q = 2, 8, 6, 16
+SCALE = 2.0  # anchors of std ~2: the own-anchor and anchor-set gradient terms are large and cancel
 
 
 def _problem():
     """Fixed data for the global batch of WORLD * LOCAL samples and a seeded tiny encoder."""
     g = torch.Generator().manual_seed(0)
     view1 = torch.randn(WORLD * LOCAL, DIM_IN, generator=g, dtype=F64)
-    view2 = view1 + 0.3 * torch.randn(WORLD * LOCAL, DIM_IN, generator=g, dtype=F64)
+    view2 = view1 + 1.0 * torch.randn(WORLD * LOCAL, DIM_IN, generator=g, dtype=F64)
     noise = torch.randn(WORLD * LOCAL, Q, generator=g, dtype=F64)
     labels = torch.randint(0, 3, (WORLD * LOCAL,), generator=g)
     torch.manual_seed(1)
     encoder = nn.Linear(DIM_IN, Q).double()
+    with torch.no_grad():
+        encoder.weight.mul_(SCALE)
     return view1, view2, noise, labels, encoder
 
 
 def _lzn_loss(encoder, view1, view2, noise, rows):
-    """LZN alignment loss of the rows ``rows`` against the (gathered) global anchor sets."""
+    """LZN alignment loss of the rows ``rows`` against the (gathered) global anchor sets (eps = 1e-4)."""
     a1, a2 = encoder(view1[rows]), encoder(view2[rows])
     all1, all2 = gather_with_grad(a1), gather_with_grad(a2)
-    z = compute_latents(all1, a1, noise[rows], steps=5, alpha=0.45)
+    z = compute_latents(all1, a1, noise[rows], steps=5, eps=1e-4, alpha=0.45)
     _, probs = assign(z, all2, steps=5)
     return alignment_loss(probs, torch.arange(rows.start, rows.stop))
 
@@ -84,8 +87,10 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
     for rank, res in enumerate(results):
         assert res["world_info"] == (rank, WORLD)
         assert torch.allclose(res["loss"], loss.detach(), atol=1e-10, rtol=0)
+        # relative to the largest gradient entry (the bias gradient is 0 up to rounding: translation invariance)
+        scale = max(float(ref.abs().max()) for ref in ref_grads)
         for got, ref in zip(res["grads"], ref_grads):
-            assert torch.allclose(got, ref, atol=1e-9, rtol=0)
+            assert float((got - ref).abs().max()) <= 1e-9 * scale
         expected = torch.cat([torch.zeros(2, 3), torch.ones(2, 3)]).to(F64)
         assert torch.equal(res["gathered"], expected)
         freq = torch.bincount(labels, minlength=3).to(F64) / len(labels)

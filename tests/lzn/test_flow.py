@@ -12,42 +12,13 @@ from torch.autograd import gradcheck
 from lzn import flow
 from lzn.flow import assign, compute_latents, nearest_anchor, velocity
 from lzn.prior import log_prob, sample_prior
+from naive_flow import naive_euler_assign, naive_euler_latents, naive_velocity
 
 F64 = torch.float64
 
 
 def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def naive_velocity(x, anchors, tau, weights=None):
-    """LZN_SPEC §1.2 verbatim: the [n, N, q] broadcast of the official code."""
-    eps_hat = (x[:, None, :] - (1 - tau) * anchors[None]) / tau
-    logits = -0.5 * eps_hat.pow(2).sum(-1)
-    if weights is not None:
-        logits = logits + torch.log(weights)
-    probs = torch.softmax(logits, dim=1)
-    v = (probs[:, :, None] * (eps_hat - anchors[None])).sum(1)
-    return v, probs
-
-
-def naive_euler_latents(anchors, own, noise, steps, eps, alpha, weights=None):
-    x = (1 - eps) * own + eps * alpha * noise
-    grid = [eps + (1 - eps) * k / steps for k in range(steps + 1)]
-    for k in range(steps):
-        v, _ = naive_velocity(x, anchors, grid[k], weights)
-        x = x + (grid[k + 1] - grid[k]) * v
-    return x
-
-
-def naive_euler_assign(z, anchors, steps, weights=None):
-    x, recorded = z, []
-    for k in range(steps):
-        tau = (steps - k) / steps
-        v, p = naive_velocity(x, anchors, tau, weights)
-        x = x - v / steps
-        recorded.append(p)
-    return x, torch.stack(recorded)
 
 
 def _rel(a, b):
@@ -132,19 +103,34 @@ def test_fused_path_matches_naive(tau):
             assert _rel((x - abar.double()) / tau, v_ref) < tol
 
 
-def test_fused_path_uses_flash_kernel_forward_and_backward():
+def _op_names(fn):
     from torch.profiler import profile
 
+    with profile() as prof:
+        fn()
+    return {e.key for e in prof.key_averages()}
+
+
+def test_fused_kernel_evaluates_without_autograd_and_matmul_path_with_it():
     g = _gen(6)
     anchors = torch.randn(64, 10, generator=g, requires_grad=True)
     own = anchors.detach()[:16].clone().requires_grad_(True)
     noise = torch.randn(16, 10, generator=g)
-    with profile() as prof:
-        compute_latents(anchors, own, noise, steps=2).sum().backward()
-    names = {e.key for e in prof.key_averages()}
+
+    def no_grad():
+        with torch.no_grad():
+            compute_latents(anchors, own, noise, steps=2)
+
+    names = _op_names(no_grad)
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names
-    assert "aten::_scaled_dot_product_flash_attention_for_cpu_backward" in names
     assert "aten::_softmax" not in names  # no [n, N] softmax materialised
+    # under autograd: the matmul + softmax form, whose backward is exact; the fused backward never runs
+    names = _op_names(lambda: compute_latents(anchors, own, noise, steps=2).sum().backward())
+    assert "aten::_softmax" in names
+    assert not any("scaled_dot_product" in k for k in names)
+    # a graph that needs no gradient (inputs that do not require grad) takes the fused kernel too
+    names = _op_names(lambda: compute_latents(anchors.detach(), own.detach(), noise, steps=2))
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names
 
 
 def test_compute_latents_euler_matches_naive_integration():
@@ -224,36 +210,36 @@ def test_checkpoint_gives_same_values_and_gradients(solver):
         assert torch.allclose(u, v, atol=1e-12, rtol=0)
 
 
-def _largest_saved(fn):
-    """Largest number of elements among the tensors autograd saves while ``fn`` runs."""
-    sizes = [0]
+def _saved_sizes(fn):
+    """Numbers of elements of the distinct tensors autograd saves while ``fn`` runs."""
+    sizes = {}
 
     def pack(t):
-        sizes.append(t.numel())
+        sizes[(t.data_ptr(), t.numel())] = t.numel()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
-    return max(sizes)
+    return list(sizes.values())
 
 
-def test_no_n_by_big_n_tensor_is_saved_for_backward():
-    # n * N = 8192 elements; trajectory points n * q = 128, fused keys N * 8 = 2048
-    n, big_n, q = 32, 256, 4
+def test_backward_memory_without_and_with_checkpointing():
+    # n * N = 8192 elements per evaluation; trajectory points n * q = 128 per evaluation
+    n, big_n, q, steps = 32, 256, 4, 5
     g = _gen(20)
     a = torch.randn(big_n, q, generator=g, requires_grad=True)
     noise = torch.randn(n, q, generator=g)
+    z = torch.randn(n, q, generator=g)
     for solver in ("euler", "dpm++"):
-        for ckpt in (False, True):
-            saved = _largest_saved(
-                lambda s=solver, c=ckpt: compute_latents(a, a[:n], noise, steps=5, solver=s, checkpoint=c)
-            )
-            assert saved < n * big_n, (solver, ckpt, saved)
-        # the reverse flow keeps [n, N] softmax outputs unless checkpointed
-        z = torch.randn(n, q, generator=g)
-        assert _largest_saved(lambda s=solver, z=z: assign(z, a, steps=5, solver=s)) >= n * big_n
-        checkpointed = _largest_saved(lambda s=solver, z=z: assign(z, a, steps=5, solver=s, checkpoint=True))
-        assert checkpointed < n * big_n
+        # without checkpointing: the [n, N] probabilities of every evaluation, O(steps * n * N)
+        plain = _saved_sizes(lambda s=solver: compute_latents(a, a[:n], noise, steps=steps, solver=s))
+        assert sum(1 for k in plain if k == n * big_n) == steps, solver
+        # with it: only [n, q] points and the [N, q] anchor set, O(steps * n * q + N * q)
+        ck = _saved_sizes(lambda s=solver: compute_latents(a, a[:n], noise, steps=steps, solver=s, checkpoint=True))
+        assert max(ck) < n * big_n, (solver, max(ck))
+        assert sum(ck) <= 4 * steps * n * q + 4 * big_n * q, (solver, sum(ck))
+        assert max(_saved_sizes(lambda s=solver: assign(z, a, steps=steps, solver=s))) >= n * big_n
+        assert max(_saved_sizes(lambda s=solver: assign(z, a, steps=steps, solver=s, checkpoint=True))) < n * big_n
 
 
 # ----------------------------------------------------------------------------------------------

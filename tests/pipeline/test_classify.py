@@ -23,7 +23,7 @@ from eval_support import (
 from torch import nn
 
 from lzn.anchors import LabelAnchors
-from pipeline.classify import classify_seed, label_flow_accuracy, train_supervised
+from pipeline.classify import classify_seed, label_flow_accuracy, label_flow_spec, train_supervised
 from pipeline.evaluation import SeedModel
 from pipeline.models import DataShape
 from pipeline.params import validate_params
@@ -86,7 +86,8 @@ def test_wrong_anchors_give_zero_accuracy():
     model = toy_model(1, **{"classify.label_steps": 100})
     images, labels = constant_images(30)
     acc = label_flow_accuracy(model.modules["encoder"], model.modules["labels"], images, labels, batch_size=20,
-                              alphas=[0.0, 1.0], flow=model.exp.latent_flow, label_steps=100,
+                              alphas=[0.0, 1.0], flow=model.exp.latent_flow.spec(),
+                              label_flow=label_flow_spec(model.exp.latent_flow.spec(), model.params.classify),
                               generator=torch.Generator().manual_seed(0))
     assert acc[0.0] == 0.0 and acc[1.0] <= 0.05
 

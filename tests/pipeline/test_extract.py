@@ -12,7 +12,7 @@ from eval_support import make_model, make_shards, run_stage_inprocess, tiny_raw,
 
 from lzn.flow import compute_latents
 from pipeline.evaluation import load_seed_models
-from pipeline.extract import extract_experiment, flow_dtype, read_features, state_digest
+from pipeline.extract import extract_experiment, read_features, state_digest
 from pipeline.models import ModelNotTrainedError
 from pipeline.params import validate_params
 from pipeline.readers import read_split
@@ -37,7 +37,7 @@ def test_extract_rows_columns_and_values(root):
     manifest = json.loads((root / "data" / "shards" / "manifest.json").read_text())
     (model,) = load_seed_models(root, "lzn_joint", [0])
     enc = model.modules["encoder"]
-    flow = model.exp.latent_flow
+    flow = model.exp.latent_flow.spec().replace(alpha=0.0)
     for split in ("train", "test"):
         path = root / "features" / "lzn_joint" / "seed_0" / f"{split}.parquet"
         table = pq.read_table(path)
@@ -53,15 +53,15 @@ def test_extract_rows_columns_and_values(root):
             torch.testing.assert_close(feats["backbone"], enc.features(x), rtol=1e-5, atol=1e-5)
             anchors = enc(x)
             torch.testing.assert_close(feats["anchor"], anchors, rtol=1e-5, atol=1e-5)
-            anchors = anchors.to(flow_dtype(flow))
+            anchors = anchors.to(flow.dtype)
             # alpha = 0 latents are deterministic; they are computed over the anchors of the
             # eval batch (extract.batch_size = 32), not over the whole split
             batch = anchors[:32]
             z0 = compute_latents(batch, batch, torch.zeros_like(batch), solver=flow.solver, steps=flow.steps,
                                  eps=flow.eps, alpha=0.0)
+            torch.testing.assert_close(flow.latents(batch, batch, torch.randn_like(batch)), z0, rtol=0, atol=0)
             torch.testing.assert_close(feats["latent_a0"][:32], z0.float(), rtol=1e-5, atol=1e-5)
-            whole = compute_latents(anchors, anchors[:32], torch.zeros_like(batch), solver=flow.solver,
-                                    steps=flow.steps, eps=flow.eps, alpha=0.0)
+            whole = flow.latents(anchors, anchors[:32], torch.zeros_like(batch))
             assert not torch.allclose(feats["latent_a0"][:32], whole.float(), atol=1e-3)
         assert not torch.allclose(feats["latent_a0"], feats["latent_a1"])
         meta = json.loads(table.schema.metadata[b"lzn"])

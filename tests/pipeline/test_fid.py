@@ -71,13 +71,13 @@ def test_recon_error_matches_the_protocol(trained):
     value = recon_error(rf, x, y, params.fid, generator=torch.Generator().manual_seed(0))
     assert value == pytest.approx(float(reconstruction_error(rf.modules["decoder"], x).mean()), rel=1e-6)
     (lzn,) = load_seed_models(root, "rf_lzn", [0])
-    assert lzn.exp.latent_flow.precision == "float64"
+    assert lzn.exp.latent_flow.precision == "float32"
     value = recon_error(lzn, x, y, params.fid, generator=torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(5)
     flow, errors = lzn.exp.latent_flow, []
     with torch.no_grad():
         for _ in range(params.fid.recon_repeats):  # fresh noise per repeat, latents over the batch's anchors
-            a = lzn.modules["encoder"](x).double()  # latent_flow.precision: float64
+            a = lzn.modules["encoder"](x)  # latent_flow.precision: float32
             z = compute_latents(a, a, torch.randn(a.shape, generator=gen, dtype=a.dtype), solver=flow.solver,
                                 steps=flow.steps, eps=flow.eps, alpha=flow.alpha).float()
             errors.append(float(reconstruction_error(lzn.modules["decoder"], x, z).mean()))
