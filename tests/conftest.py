@@ -85,7 +85,8 @@ def tiny_params_raw(iterations: int = 4, batch_size: int = 16, **extra) -> dict:
     for name in ("rf_lzn", "simclr", "lzn_repr", "lzn_joint"):
         over[f"train.{name}.latent_dim"] = 4
     over["train.lzn_joint.align"] = {"steps": 10, "cutoff": 0.2, "log": False}
-    over["train.lzn_repr.latent_flow"] = {"solver": "euler", "steps": 5, "eps": 1e-4, "alpha": 0.45, "checkpoint": True}
+    over["train.lzn_repr.latent_flow"] = {"solver": "euler", "steps": 5, "eps": 1e-4, "alpha": 0.45, "checkpoint": True,
+                                         "precision": "float32"}
     over["train.lzn_repr.align"] = {"steps": 5, "cutoff": 0.2, "log": True}
     over.update(extra)
     return apply_overrides(read_params_dict(REPO / "params.yaml"), over)
