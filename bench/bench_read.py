@@ -3,10 +3,10 @@
     python bench/bench_read.py [--repeats 5] [--batch-size 256] [--synthetic 4096]
 
 For each dataset (the default `digits` source, and random 32x32 RGB images the size of CIFAR-10)
-the images are written once as shards (``pipeline.shards``) and once as one PNG file per image in
+the images are written once as shards (``pipeline.data.shards``) and once as one PNG file per image in
 class folders (the reference: what an image-folder reader does). Both are then read in the same run
 into the same batches — float32 ``[B, C, H, W]`` in [-1, 1] plus int64 labels — by
-``pipeline.readers.eval_loader`` (one process) and by a plain PIL loop over the files; and, to
+``pipeline.data.readers.eval_loader`` (one process) and by a plain PIL loop over the files; and, to
 isolate the container cost, as raw bytes only (no PNG decoding). Printed:
 images/s of each — wall clock and per CPU second of this process (the latter is robust to other
 load on the machine) — as medians over ``--repeats`` interleaved runs with a warm page cache, and the
@@ -28,10 +28,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.data.readers import _tar_samples, eval_loader, shard_files  # noqa: E402
+from pipeline.data.shards import encode_png, write_source  # noqa: E402
+from pipeline.data.sources import SPLITS, ArraySource, Source, open_source  # noqa: E402
 from pipeline.params import ShardConfig  # noqa: E402
-from pipeline.readers import _tar_samples, eval_loader, shard_files  # noqa: E402
-from pipeline.shards import encode_png, write_source  # noqa: E402
-from pipeline.sources import SPLITS, ArraySource, Source, open_source  # noqa: E402
 
 
 def write_files(source: Source, root: Path) -> list[tuple[Path, int]]:

@@ -312,7 +312,7 @@ class SweepConfig(_Config):
 
     Structure and ranges of ``space`` are checked here; that every key exists in the params and
     that its values validate, and that ``metric`` is reported by ``experiment``, is checked by
-    ``pipeline.sweep`` before any trial starts.
+    ``pipeline.sweep.run`` before any trial starts.
     """
 
     experiment: str = "lzn_repr"

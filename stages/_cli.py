@@ -54,6 +54,6 @@ def evaluation_inputs(
     params = load_params(root / args.params)
     if experiments is None:
         return root, params, None
-    from pipeline.evaluation import check_experiment
+    from pipeline.evaluate.seeds import check_experiment
 
     return root, params, check_experiment(args.experiment, experiments, stage)

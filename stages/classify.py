@@ -11,10 +11,11 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.classify import evaluate_label_flow, supervised_baseline
-    from pipeline.evaluation import load_seed_models, write_json
-    from pipeline.models import DataShape
-    from pipeline.readers import load_manifest, read_split
+    from pipeline.build import DataShape
+    from pipeline.data.readers import load_manifest, read_split
+    from pipeline.evaluate.classify import evaluate_label_flow, supervised_baseline
+    from pipeline.evaluate.seeds import load_seed_models
+    from pipeline.io import write_json
 
     root, params, _ = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/")
     shard_dir = root / "data" / "shards"

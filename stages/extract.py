@@ -10,8 +10,8 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import load_seed_models
-    from pipeline.extract import EXTRACT_EXPERIMENTS, extract_experiment
+    from pipeline.evaluate.extract import EXTRACT_EXPERIMENTS, extract_experiment
+    from pipeline.evaluate.seeds import load_seed_models
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/", EXTRACT_EXPERIMENTS, "extract")
     models = load_seed_models(root, name, params.seeds)

@@ -12,8 +12,9 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import load_seed_models, write_json
-    from pipeline.fid import FID_EXPERIMENTS, evaluate_fid
+    from pipeline.evaluate.fid import FID_EXPERIMENTS, evaluate_fid
+    from pipeline.evaluate.seeds import load_seed_models
+    from pipeline.io import write_json
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/, samples/", FID_EXPERIMENTS, "fid")
     models = load_seed_models(root, name, params.seeds)

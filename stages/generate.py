@@ -11,8 +11,8 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import load_seed_models
-    from pipeline.generate import GENERATE_EXPERIMENTS, generate_experiment
+    from pipeline.evaluate.generate import GENERATE_EXPERIMENTS, generate_experiment
+    from pipeline.evaluate.seeds import load_seed_models
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, models/", GENERATE_EXPERIMENTS, "generate")
     models = load_seed_models(root, name, params.seeds)

@@ -11,8 +11,8 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import write_json
-    from pipeline.probe import PROBE_EXPERIMENTS, evaluate_probe
+    from pipeline.evaluate.probe import PROBE_EXPERIMENTS, evaluate_probe
+    from pipeline.io import write_json
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, features/, models/", PROBE_EXPERIMENTS, "probe")
     report = evaluate_probe(root, name, params)

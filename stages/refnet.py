@@ -10,8 +10,8 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import write_json
-    from pipeline.refnet import REFNET_DIR, train_refnet
+    from pipeline.evaluate.refnet import REFNET_DIR, train_refnet
+    from pipeline.io import write_json
 
     root, params, _ = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/")
     info = train_refnet(params.refnet, root / "data" / "shards", root / REFNET_DIR)

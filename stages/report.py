@@ -14,8 +14,8 @@ def main() -> None:
     import argparse
     from pathlib import Path
 
-    from pipeline.report import write_report
-    from pipeline.summary import write_merged
+    from pipeline.report.merge import write_merged
+    from pipeline.report.tables import write_report
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", default="reports", help="folder of the reports (default: reports)")
@@ -39,8 +39,8 @@ def _plot_zones(root, out):
     """Zone map of the label anchors of lzn_joint (seed 0), when that model exists."""
     import json
 
-    from pipeline.models import load_exported
-    from pipeline.zones import plot_zones
+    from pipeline.artifacts import load_exported
+    from pipeline.report.zones import plot_zones
 
     model_dir = root / "models" / "lzn_joint" / "seed_0"
     if not (model_dir / "model.pt").is_file():

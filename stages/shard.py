@@ -19,9 +19,9 @@ if _ROOT not in sys.path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pipeline.data.shards import write_shards
+    from pipeline.data.sources import DataError
     from pipeline.params import ParamsError, load_params
-    from pipeline.shards import write_shards
-    from pipeline.sources import DataError
 
     parser = argparse.ArgumentParser(prog="stages/shard.py", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")

@@ -20,7 +20,7 @@ import _cli
 
 def main() -> None:
     from pipeline.params import EXPERIMENTS, read_params_dict, validate_params
-    from pipeline.sweep import SweepFailedError, plan_sweep, run_sweep
+    from pipeline.sweep.run import SweepFailedError, plan_sweep, run_sweep
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")

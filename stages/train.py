@@ -14,7 +14,7 @@ import _cli
 
 def main() -> None:
     from pipeline.params import EXPERIMENTS, read_params_dict, validate_params
-    from pipeline.trainer import train_experiment
+    from pipeline.train.driver import train_experiment
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", action="append", help=f"one of {', '.join(EXPERIMENTS)} (repeatable; default: all)")

@@ -6,13 +6,13 @@ import math
 
 import pytest
 import torch
+from naive_flow import naive_euler_assign, naive_euler_latents, naive_velocity
 from scipy import stats
 from torch.autograd import gradcheck
 
 from lzn import flow
 from lzn.flow import assign, compute_latents, nearest_anchor, velocity
 from lzn.prior import log_prob, sample_prior
-from naive_flow import naive_euler_assign, naive_euler_latents, naive_velocity
 
 F64 = torch.float64
 

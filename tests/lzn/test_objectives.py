@@ -8,7 +8,7 @@ from conftest import tiny_params_raw
 
 from lzn.losses import nt_xent
 from lzn.objectives import compute_objective, nt_xent_local, rf_pair
-from pipeline.models import DataShape, build_models, objective_spec
+from pipeline.build import DataShape, build_models, objective_spec
 from pipeline.params import EXPERIMENTS, MODULES, validate_params
 
 
