@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.build import DataShape, build_models
+from pipeline.errors import ModelNotTrainedError
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
@@ -27,10 +28,6 @@ def save_exported(out_dir: Path, state: dict[str, Any], config: dict[str, Any], 
     torch.save(state, out_dir / MODEL_FILE)
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
     (out_dir / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True))
-
-
-class ModelNotTrainedError(FileNotFoundError):
-    """An evaluation asked for a model whose training stage has not run."""
 
 
 def load_exported(model_dir: Path, *, ema: bool = True) -> tuple[dict[str, nn.Module], dict[str, Any], dict[str, Any]]:

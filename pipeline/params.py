@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lzn.flow import FLOW_DTYPES, FlowSpec
+from pipeline.errors import ParamsError
 
 EXPERIMENTS: tuple[str, ...] = ("rf", "rf_lzn", "simclr", "lzn_repr", "rf_cond", "lzn_joint")
 """The six experiments of DESIGN.md, in DAG order."""
@@ -35,10 +36,6 @@ MODULES: dict[str, tuple[str, ...]] = {
 GENERATIVE = ("rf", "rf_lzn", "rf_cond", "lzn_joint")
 CONDITIONAL = ("rf_cond", "lzn_joint")
 ENCODERS = ("rf_lzn", "simclr", "lzn_repr", "lzn_joint")
-
-
-class ParamsError(ValueError):
-    """Invalid parameters; the message names the offending key."""
 
 
 class _Config(BaseModel):

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import DataError
+
 __all__ = [
     "SPLITS",
     "ArraySource",
@@ -51,10 +53,6 @@ __all__ = [
 
 SPLITS: tuple[str, ...] = ("train", "test")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg")
-
-
-class DataError(ValueError):
-    """A data file or layout is missing or invalid; the message names the file (and sample)."""
 
 
 @dataclass(frozen=True)

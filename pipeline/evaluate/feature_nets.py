@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lzn.models.reference import ReferenceClassifier
+from pipeline.errors import FeatureNetworkFileError
 
 __all__ = [
     "FeatureNetwork",
@@ -59,10 +60,6 @@ _INCEPTION_HELP = (
     "fetched on a machine with network access - to that path, or pass the path of such a file as "
     "the Inception weights path (see docs/feature_networks.md)"
 )
-
-
-class FeatureNetworkFileError(FileNotFoundError):
-    """A feature-network weights file is missing (the message names the path and the remedy)."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from pipeline.params import ExperimentConfig, Params, validate_params
 __all__ = [
     "SeedModel",
     "aggregate_seeds",
-    "atomic_dir",
     "build_report",
     "check_experiment",
     "dataset_name",
@@ -35,7 +34,6 @@ __all__ = [
     "model_dir",
     "progress",
     "run_id_of",
-    "write_json",
 ]
 
 EVAL_PREFIX = "eval/"

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.errors import SweepFailedError
 from pipeline.params import (
     EXPERIMENTS,
     Params,
@@ -77,10 +78,6 @@ RESERVED_KEYS: tuple[str, ...] = (
 """Keys a sweep may not search over: it sets them itself, or they size the trials' resources."""
 
 _HASH_EXCLUDED = ("max_concurrent_trials", "driver_cpus", "cpus_per_worker")  # resources, not results
-
-
-class SweepFailedError(RuntimeError):
-    """Every trial ended without reporting the metric (all errored)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,11 +18,8 @@ from typing import Any
 
 from pipeline.artifacts import save_exported
 from pipeline.build import DataShape
+from pipeline.errors import ShardsMissingError
 from pipeline.params import EXPERIMENTS, Params, ParamsError, config_hash, flatten
-
-
-class ShardsMissingError(FileNotFoundError):
-    """The data stage has not run."""
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,10 @@ from torch import nn
 from lzn.ema import EMA
 from lzn.objectives import ObjectiveSpec, compute_objective
 from pipeline.build import DataShape, build_models, objective_spec
+from pipeline.errors import CheckpointMismatchError
 from pipeline.params import ExperimentConfig, Params, config_hash, validate_params
 
 STATE_FILE = "state.pt"
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint belongs to another experiment or config."""
 
 
 def config_difference(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
