@@ -8,8 +8,10 @@ from typing import Any
 from torch import nn
 
 from lzn.anchors import LabelAnchors
+from lzn.experiments import EXPERIMENTS, TWO_VIEW
 from lzn.models import ImageEncoder, ResNetEncoder, UNet
 from lzn.objectives import ObjectiveSpec
+from pipeline.errors import DataError
 from pipeline.params import CONDITIONAL, MODULES, ExperimentConfig, Params
 
 
@@ -25,13 +27,13 @@ class DataShape:
     def from_manifest(cls, manifest: dict[str, Any]) -> DataShape:
         c, h, w = manifest["image_shape"]
         if h != w:
-            raise ValueError(f"manifest image_shape: square images expected, got {h}x{w}")
+            raise DataError(f"manifest image_shape: square images expected, got {h}x{w}")
         return cls(channels=int(c), image_size=int(h), num_classes=len(manifest["class_names"]))
 
 
 def encoder_kind(experiment: str) -> str:
     """``resnet`` for the representation-learning experiments (case study 2), else the NCSN++ encoder."""
-    return "resnet" if experiment in ("simclr", "lzn_repr") else "ncsnpp"
+    return EXPERIMENTS[experiment].encoder or "ncsnpp"
 
 
 def build_models(params: Params, exp: ExperimentConfig, shape: DataShape) -> dict[str, nn.Module]:
@@ -97,10 +99,8 @@ def objective_spec(params: Params, exp: ExperimentConfig, shape: DataShape) -> O
         kwargs["rf_weight"] = exp.rf_weight
     if exp.label_weight is not None:
         kwargs["label_weight"] = exp.label_weight
-    if exp.name in ("simclr", "lzn_repr"):
-        from pipeline.data.readers import (
-            augment_kwargs,  # lazily: keeps webdataset out of a model-only import
-        )
+    if exp.name in TWO_VIEW:
+        from pipeline.data.augment import augment_kwargs
 
         kwargs["simclr"] = augment_kwargs(params.augment.simclr)
     return ObjectiveSpec(**kwargs)

@@ -21,6 +21,15 @@ from typing import Any
 __all__ = ["atomic_dir", "atomic_path", "sha256_file", "write_json", "write_text"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it is renamed to ``path``.
@@ -35,6 +44,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the out gets the mode of a plain open()
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -67,9 +77,10 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final`` (rename), else it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; the out gets the mode of a plain mkdir()
         old = None
         if final.exists():
             old = final.parent / f".{final.name}.old-{os.getpid()}"

@@ -18,28 +18,28 @@ build). The train split is written in a seeded permutation (``shard.seed``) so t
 mixes all classes; the test split keeps source order.
 
 Atomicity: everything is written into a temporary folder beside ``out_dir`` and renamed into place
-at the end. On any error the temporary folder is removed and a previous ``out_dir`` stays as it was.
+at the end (:func:`pipeline.io.atomic_dir`). On any error the temporary folder is removed and a
+previous ``out_dir`` stays as it was. The manifest's format lives in :mod:`pipeline.data.manifest`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.data.sources import SPLITS, DataError, Source, open_source
+from pipeline.data.manifest import Manifest, SplitEntry, make_manifest, write_manifest
+from pipeline.data.sources import SPLITS, Source, open_source
+from pipeline.errors import DataError
+from pipeline.io import atomic_dir, sha256_file
 
-__all__ = ["MANIFEST", "MANIFEST_FORMAT", "encode_png", "sha256_file", "write_shards", "write_source"]
+__all__ = ["PNG_COMPRESS_LEVEL", "encode_png", "write_shards", "write_source"]
 
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "lzn-shards/1"
 PNG_COMPRESS_LEVEL = 6
 
 
@@ -56,14 +56,6 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -75,7 +67,9 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _write_split(source: Source, split: str, order, folder: Path, shard_size: int, progress: bool) -> dict:
+def _write_split(
+    source: Source, split: str, order, folder: Path, shard_size: int, progress: bool
+) -> SplitEntry:
     from tqdm import tqdm
 
     info = source.info
@@ -130,18 +124,6 @@ def _write_split(source: Source, split: str, order, folder: Path, shard_size: in
     return {"count": count, "class_counts": class_counts, "shards": shards}
 
 
-def _remove_stale_temps(out_dir: Path) -> None:
-    """Remove temp folders of earlier runs that were killed (their process no longer exists)."""
-    for p in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
-        try:
-            pid = int(p.name.rsplit("-", 1)[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(p, ignore_errors=True)
-        except (ValueError, PermissionError, OSError):
-            continue
-
-
 def write_source(
     source: Source,
     out_dir: str | os.PathLike,
@@ -150,7 +132,7 @@ def write_source(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> Manifest:
     """Write ``source`` as shards of ``shard_size`` samples into ``out_dir``; return the manifest.
 
     The train split is written in the order of ``numpy.random.default_rng(seed).permutation``; the
@@ -158,44 +140,18 @@ def write_source(
     """
     if not isinstance(shard_size, int) or shard_size < 1:
         raise DataError(f"shard.shard_size: must be an integer >= 1, got {shard_size!r}")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    info = source.info
-    try:
-        tmp.mkdir()
+    params = params if params is not None else {"shard_size": shard_size, "seed": seed}
+    with atomic_dir(out_dir) as tmp:
         splits = {}
         for split in SPLITS:
             order = np.random.default_rng(seed).permutation(source.size(split)) if split == "train" else None
             splits[split] = _write_split(source, split, order, tmp / split, shard_size, progress)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "source": {"name": info.name, "description": info.description},
-            "params": params if params is not None else {"shard_size": shard_size, "seed": seed},
-            "image_shape": list(info.shape),
-            "channels": info.channels,
-            "num_classes": len(info.class_names),
-            "class_names": list(info.class_names),
-            "counts": {s: splits[s]["count"] for s in SPLITS},
-            "splits": splits,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out_dir.exists():
-            os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        manifest = make_manifest(source.info, params, splits)
+        write_manifest(tmp, manifest)
     return manifest
 
 
-def write_shards(config: Any, out_dir: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
+def write_shards(config: Any, out_dir: str | os.PathLike, *, progress: bool = True) -> Manifest:
     """Shard the source of a :class:`pipeline.params.ShardConfig` into ``out_dir``; return the manifest."""
     source = open_source(config)
     return write_source(

@@ -39,11 +39,13 @@ import torch
 from torch import nn
 
 from lzn.flow import FlowSpec
-from pipeline.data.readers import eval_loader, load_manifest
-from pipeline.data.sources import DataError
+from pipeline.data.loaders import eval_loader
+from pipeline.data.manifest import load_manifest
+from pipeline.errors import DataError
 from pipeline.evaluate.seeds import SeedModel, progress
 from pipeline.io import atomic_dir
 from pipeline.params import ENCODERS, FlowConfig
+from pipeline.paths import seed_dir
 
 __all__ = ["COLUMNS", "EXTRACT_EXPERIMENTS", "VECTOR_COLUMNS", "extract_experiment", "extract_split",
            "feature_flow", "read_features"]
@@ -133,8 +135,8 @@ def extract_experiment(models: list[SeedModel], shard_dir: Path, out_dir: Path, 
             encoder = model.modules["encoder"].eval()
             before = state_digest(encoder)
             flow = feature_flow(model)
-            seed_dir = tmp / f"seed_{model.seed}"
-            seed_dir.mkdir()
+            seed_out = seed_dir(tmp, model.seed)
+            seed_out.mkdir()
             counts = {}
             for i, split in enumerate(SPLITS):
                 gen = torch.Generator().manual_seed(1_000_003 * model.seed + i)
@@ -150,7 +152,7 @@ def extract_experiment(models: list[SeedModel], shard_dir: Path, out_dir: Path, 
                     "batch_size": batch_size, "latent_flow": flow.model_dump(mode="json"),
                     "weights": "ema", "run_id": model.run_id,
                 }
-                write_features(seed_dir / f"{split}.parquet", cols, meta)
+                write_features(seed_out / f"{split}.parquet", cols, meta)
                 counts[split] = n
             if state_digest(encoder) != before:
                 raise RuntimeError(f"{model.path}: feature extraction changed the encoder's weights")
@@ -162,7 +164,7 @@ def read_features(path: Path, columns: tuple[str, ...] = COLUMNS) -> dict[str, A
     """Read one Parquet file of :func:`write_features`: ``key`` list, ``label`` [n] int64, vectors [n, d] float32."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: features not found; run `dvc repro extract@<experiment>` first")
+        raise DataError(f"{path}: features not found; run `dvc repro extract@<experiment>` first")
     table = pq.read_table(path, columns=list(columns))
     out: dict[str, Any] = {}
     for c in columns:

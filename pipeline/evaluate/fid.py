@@ -36,12 +36,16 @@ from torch import Tensor
 
 from lzn.metrics import fid_from_features, inception_score, precision_recall
 from lzn.samplers import reconstruction_error
-from pipeline.data.readers import load_manifest, read_split
+from pipeline.data.images import from_uint8
+from pipeline.data.loaders import read_split
+from pipeline.data.manifest import load_manifest
+from pipeline.errors import DataError
 from pipeline.evaluate.feature_nets import FeatureNetwork, inception_feature_network
-from pipeline.evaluate.generate import EULER_FILE, MAIN_FILE, from_uint8, load_samples
+from pipeline.evaluate.generate import EULER_FILE, MAIN_FILE, from_uint8_nhwc, load_samples
 from pipeline.evaluate.refnet import load_refnet
 from pipeline.evaluate.seeds import SeedModel, build_report, dataset_name, log_to_run, progress
 from pipeline.params import CONDITIONAL, GENERATIVE, FidConfig, Params
+from pipeline.paths import Layout, seed_dir
 
 __all__ = ["FID_EXPERIMENTS", "evaluate_fid", "feature_metrics", "load_feature_network", "recon_error",
            "reference_subset"]
@@ -64,7 +68,7 @@ def reference_subset(shard_dir: Path, n: int, seed: int) -> tuple[Tensor, Tensor
     images, labels, _ = read_split(shard_dir, "train")
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(images.shape[0], generator=gen)[: min(n, images.shape[0])]
-    return images[idx].float() / 127.5 - 1.0, labels[idx]
+    return from_uint8(images[idx]), labels[idx]
 
 
 def feature_metrics(net: FeatureNetwork, real: dict[str, Tensor], fake_images: Tensor, cfg: FidConfig) -> dict[str, float]:
@@ -105,7 +109,8 @@ def evaluate_fid(root: Path, experiment: str, models: list[SeedModel], params: P
     """All metrics for every seed of ``experiment``; logged into each model's MLflow run; the report."""
     root = Path(root)
     cfg, n = params.fid, params.generate.num_samples
-    shard_dir = root / "data" / "shards"
+    layout = Layout(root)
+    shard_dir = layout.shards
     manifest = load_manifest(shard_dir)
     net = load_feature_network(root, cfg, tuple(manifest["image_shape"]))
     real_images, real_labels = reference_subset(shard_dir, n, params.generate.seed)
@@ -113,16 +118,16 @@ def evaluate_fid(root: Path, experiment: str, models: list[SeedModel], params: P
     recon_x, recon_y = real_images[: cfg.recon_images], real_labels[: cfg.recon_images]
     per_seed: dict[int, dict[str, float]] = {}
     for model in models:
-        sample_dir = root / "samples" / experiment / f"seed_{model.seed}"
+        sample_dir = seed_dir(layout.samples(experiment), model.seed)
         main, euler = (load_samples(sample_dir / f, experiment) for f in (MAIN_FILE, EULER_FILE))
         for fname, s in ((MAIN_FILE, main), (EULER_FILE, euler)):
             if s["images"].shape[0] != n:
-                raise ValueError(
+                raise DataError(
                     f"{sample_dir / fname}: {s['images'].shape[0]} samples, generate.num_samples is {n}; "
                     f"run `dvc repro generate@{experiment}`"
                 )
-        record = feature_metrics(net, real, from_uint8(main["images"]), cfg)
-        record["fid_euler"] = fid_from_features(real["features"], net.features(from_uint8(euler["images"])))
+        record = feature_metrics(net, real, from_uint8_nhwc(main["images"]), cfg)
+        record["fid_euler"] = fid_from_features(real["features"], net.features(from_uint8_nhwc(euler["images"])))
         if experiment in CONDITIONAL:
             record["fid_conditional"] = record["fid"]
         gen = torch.Generator().manual_seed(1_000_003 * params.generate.seed + model.seed + 99)

@@ -31,12 +31,15 @@ import torch
 from torch import Tensor
 
 from lzn.generation import generate
+from pipeline.data.images import from_uint8, to_uint8
+from pipeline.errors import DataError
 from pipeline.evaluate.seeds import SeedModel, build_report, log_to_run, progress
 from pipeline.io import atomic_dir, write_json
 from pipeline.params import CONDITIONAL, GENERATIVE, GenerateConfig
+from pipeline.paths import seed_dir
 
 __all__ = ["GENERATE_EXPERIMENTS", "balanced_labels", "generate_experiment", "generate_samples", "load_samples",
-           "save_grid", "to_uint8"]
+           "save_grid", "to_uint8_nhwc"]
 
 GENERATE_EXPERIMENTS: tuple[str, ...] = GENERATIVE
 MAIN_FILE = "samples.npz"
@@ -49,15 +52,14 @@ def balanced_labels(n: int, num_classes: int) -> Tensor:
     return torch.arange(n, dtype=torch.int64) % num_classes
 
 
-def to_uint8(images: Tensor) -> np.ndarray:
-    """``[n, C, H, W]`` in [-1, 1] -> uint8 ``[n, H, W, C]`` (the inverse of the readers' ``u8/127.5 - 1``)."""
-    x = ((images.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
+def to_uint8_nhwc(images: Tensor) -> np.ndarray:
+    """``[n, C, H, W]`` in [-1, 1] -> uint8 ``[n, H, W, C]`` (:func:`pipeline.data.images.to_uint8`, then NHWC)."""
+    return to_uint8(images.detach().cpu()).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def from_uint8(images: np.ndarray) -> Tensor:
+def from_uint8_nhwc(images: np.ndarray) -> Tensor:
     """uint8 ``[n, H, W, C]`` -> float32 ``[n, C, H, W]`` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return from_uint8(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
 
 
 @torch.no_grad()
@@ -80,7 +82,7 @@ def generate_samples(
             latent_dim=model.exp.latent_dim, num_classes=shape.num_classes,
             sampler=sampler, steps=cfg.euler_steps, generator=gen, label_steps=label_steps,
         )
-        chunks.append(to_uint8(x))
+        chunks.append(to_uint8_nhwc(x))
         nfes.append(int(info["nfe"]))
     return {
         "images": np.concatenate(chunks),
@@ -108,14 +110,14 @@ def load_samples(path: Path, experiment: str = "<experiment>") -> dict[str, Any]
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: samples not found; run `dvc repro generate@{experiment}` first")
+        raise DataError(f"{path}: samples not found; run `dvc repro generate@{experiment}` first")
     try:
         with np.load(path, allow_pickle=False) as data:
             out = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        raise ValueError(f"{path}: unreadable samples file ({err}); run `dvc repro generate@{experiment}`") from None
+        raise DataError(f"{path}: unreadable samples file ({err}); run `dvc repro generate@{experiment}`") from None
     if "images" not in out or out["images"].dtype != np.uint8 or out["images"].ndim != 4:
-        raise ValueError(f"{path}: expected uint8 images [n, H, W, C]; run `dvc repro generate@{experiment}`")
+        raise DataError(f"{path}: expected uint8 images [n, H, W, C]; run `dvc repro generate@{experiment}`")
     return out
 
 
@@ -142,8 +144,8 @@ def generate_experiment(root: Path, models: list[SeedModel], cfg: GenerateConfig
     per_seed: dict[int, dict[str, float]] = {}
     with atomic_dir(out_dir) as tmp:
         for model in models:
-            seed_dir = tmp / f"seed_{model.seed}"
-            seed_dir.mkdir()
+            seed_out = seed_dir(tmp, model.seed)
+            seed_out.mkdir()
             record: dict[str, float] = {}
             for sampler, fname in ((cfg.sampler, MAIN_FILE), ("euler", EULER_FILE)):
                 start = time.perf_counter()
@@ -152,12 +154,12 @@ def generate_experiment(root: Path, models: list[SeedModel], cfg: GenerateConfig
                 suffix = "" if fname == MAIN_FILE else "_euler"
                 record[f"nfe{suffix}"] = float(arrays["nfe"])
                 record[f"seconds{suffix}"] = time.perf_counter() - start
-                save_npz(seed_dir / fname, arrays)
+                save_npz(seed_out / fname, arrays)
                 if fname == MAIN_FILE:
-                    save_grid(arrays["images"], seed_dir / GRID_FILE)
+                    save_grid(arrays["images"], seed_out / GRID_FILE)
             per_seed[model.seed] = record
             log_to_run(root, model.run_id, {f"generate_{k}": v for k, v in record.items()},
-                       artifacts=[(seed_dir / GRID_FILE, "eval/generate")])
+                       artifacts=[(seed_out / GRID_FILE, "eval/generate")])
         report = build_report(
             per_seed, experiment=models[0].exp.name, num_samples=cfg.num_samples, sampler=cfg.sampler,
             euler_steps=cfg.euler_steps, labels="class-balanced (i mod C)" if models[0].exp.name in CONDITIONAL else "none",

@@ -19,13 +19,15 @@ from typing import Any
 import torch
 
 from lzn.probe import train_linear_probe
+from pipeline.errors import DataError
 from pipeline.evaluate.extract import read_features
 from pipeline.evaluate.seeds import build_report, log_to_run, progress, run_id_of
-from pipeline.params import Params, ProbeConfig
+from pipeline.params import ENCODERS, Params, ProbeConfig
+from pipeline.paths import Layout, seed_dir
 
 __all__ = ["FEATURE_ROWS", "PROBE_EXPERIMENTS", "evaluate_probe", "probe_features", "probe_seed"]
 
-PROBE_EXPERIMENTS: tuple[str, ...] = ("rf_lzn", "simclr", "lzn_repr", "lzn_joint")
+PROBE_EXPERIMENTS: tuple[str, ...] = ENCODERS
 
 FEATURE_ROWS: dict[str, str] = {
     "backbone": "",
@@ -91,10 +93,10 @@ def evaluate_probe(root: Path, experiment: str, params: Params) -> dict[str, Any
     per_seed: dict[int, dict[str, float]] = {}
     info: dict[str, Any] = {}
     for seed in params.seeds:
-        feature_dir = root / "features" / experiment / f"seed_{seed}"
+        feature_dir = seed_dir(Layout(root).features(experiment), seed)
         if not (feature_dir / "train.parquet").is_file():
             run_id_of(root, experiment, seed)  # a missing model names the training stage first
-            raise FileNotFoundError(
+            raise DataError(
                 f"{feature_dir}: no extracted features; run `dvc repro extract@{experiment}` "
                 f"(or `python stages/extract.py --experiment {experiment}`) first"
             )

@@ -20,8 +20,10 @@ from typing import Any
 import torch
 
 from lzn.models.reference import train_reference_classifier
-from pipeline.artifacts import ModelNotTrainedError
-from pipeline.data.readers import load_manifest, read_split
+from pipeline.data.images import from_uint8
+from pipeline.data.loaders import read_split
+from pipeline.data.manifest import load_manifest
+from pipeline.errors import DataError, ModelNotTrainedError
 from pipeline.evaluate.feature_nets import (
     FeatureNetwork,
     load_reference_classifier,
@@ -30,20 +32,20 @@ from pipeline.evaluate.feature_nets import (
 from pipeline.evaluate.seeds import dataset_name, progress
 from pipeline.io import atomic_dir, write_json
 from pipeline.params import RefnetConfig
+from pipeline.paths import Layout
 
-__all__ = ["REFNET_DIR", "load_refnet", "refnet_path", "train_refnet"]
+__all__ = ["load_refnet", "refnet_path", "train_refnet"]
 
-REFNET_DIR = Path("models") / "refnet"
 MODEL_FILE = "model.pt"
 INFO_FILE = "refnet.json"
 
 
 def refnet_path(root: Path) -> Path:
-    return Path(root) / REFNET_DIR / MODEL_FILE
+    return Layout(root).refnet / MODEL_FILE
 
 
 def _to_float(images_u8: torch.Tensor) -> torch.Tensor:
-    return images_u8.to(torch.float32) / 127.5 - 1.0
+    return from_uint8(images_u8)
 
 
 @torch.no_grad()
@@ -115,7 +117,7 @@ def load_refnet(root: Path, shape: tuple[int, int, int] | None = None, *, batch_
     if shape is not None:
         c, h, _ = shape
         if (model.in_channels not in (c, 3 if c == 1 else c)) or model.image_size != h:
-            raise ValueError(
+            raise DataError(
                 f"{path}: the reference classifier was trained on {model.in_channels}x{model.image_size}"
                 f"x{model.image_size} images but the data are {c}x{h}x{h}; run `dvc repro refnet`"
             )

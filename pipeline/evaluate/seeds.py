@@ -19,9 +19,11 @@ from typing import Any
 
 from torch import nn
 
-from pipeline.artifacts import ModelNotTrainedError, load_exported
+from pipeline.artifacts import load_exported
 from pipeline.build import DataShape
+from pipeline.errors import DataError, ModelNotTrainedError, UsageError
 from pipeline.params import ExperimentConfig, Params, validate_params
+from pipeline.paths import Layout
 
 __all__ = [
     "SeedModel",
@@ -31,7 +33,6 @@ __all__ = [
     "dataset_name",
     "load_seed_models",
     "log_to_run",
-    "model_dir",
     "progress",
     "run_id_of",
 ]
@@ -40,14 +41,10 @@ EVAL_PREFIX = "eval/"
 
 
 def check_experiment(name: str, allowed: Sequence[str], stage: str) -> str:
-    """Return ``name`` if the stage evaluates it, else raise a one-line :class:`ValueError`."""
+    """Return ``name`` if the stage evaluates it, else raise a one-line :class:`pipeline.errors.UsageError`."""
     if name not in allowed:
-        raise ValueError(f"--experiment: stage {stage!r} evaluates {', '.join(allowed)}; got {name!r}")
+        raise UsageError(f"--experiment: stage {stage!r} evaluates {', '.join(allowed)}; got {name!r}")
     return name
-
-
-def model_dir(root: Path, experiment: str, seed: int) -> Path:
-    return Path(root) / "models" / experiment / f"seed_{seed}"
 
 
 @dataclass
@@ -71,7 +68,7 @@ def load_seed_models(root: Path, experiment: str, seeds: Iterable[int], *, ema: 
     """
     out = []
     for seed in seeds:
-        path = model_dir(root, experiment, seed)
+        path = Layout(root).model(experiment, seed)
         run_id_of(root, experiment, seed)  # a missing model names the training stage to run
         modules, config, run = load_exported(path, ema=ema)
         params = validate_params(config["params"], str(path / "config.json"))
@@ -95,7 +92,7 @@ def run_id_of(root: Path, experiment: str, seed: int) -> str | None:
     Raises:
         ModelNotTrainedError: the model was never exported.
     """
-    path = model_dir(root, experiment, seed)
+    path = Layout(root).model(experiment, seed)
     if not (path / "model.pt").is_file():
         raise ModelNotTrainedError(
             f"{path / 'model.pt'}: no trained model for experiment {experiment!r} seed {seed}; "
@@ -170,7 +167,7 @@ def log_to_run(root: Path, run_id: str | None, metrics: Mapping[str, Any], *, pr
             tracking.log_artifact(uri, run_id, Path(path), artifact_path)
     except MlflowException as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"MLflow run {run_id} ({uri}): cannot log evaluation results: {first}") from None
+        raise DataError(f"MLflow run {run_id} ({uri}): cannot log evaluation results: {first}") from None
     return True
 
 

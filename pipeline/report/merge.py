@@ -5,15 +5,18 @@ Each evaluation stage owns its own DVC out (``reports/probe/<name>.json``, ``rep
 DVC metrics that ``dvc metrics diff`` compares (DESIGN.md "Contracts": one flat object per
 experiment). A key reported by two stages must agree, else the merge is an error naming both files;
 the free-text descriptions every stage writes of itself (``protocol``, ``method``) are kept apart as
-``<part>_<key>`` (``probe_protocol``, ``classify_protocol``).
+``<part>_<key>`` (``probe_protocol``, ``classify_protocol``). A partial report that is not a JSON
+object, or two that disagree, is a :class:`~pipeline.errors.DataError` naming the file(s).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from pipeline.errors import DataError
+from pipeline.io import write_json
 
 PARTS = ("probe", "classify", "fid")
 """Sub-folders of ``reports/`` written by the evaluation stages."""
@@ -26,9 +29,9 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        raise DataError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -53,7 +56,7 @@ def merge_reports(reports_dir: Path) -> dict[str, dict[str, Any]]:
                     target[key] = min(target[key], value)  # seeds that every stage evaluated
                     continue
                 if key in target and target[key] != value:
-                    raise ValueError(
+                    raise DataError(
                         f"{path}: {key}={value!r} disagrees with {origin[(name, key)]}: {target[key]!r}"
                     )
                 target[key] = value
@@ -65,9 +68,5 @@ def write_merged(reports_dir: Path) -> list[Path]:
     """Write ``reports/<name>.json`` for every merged report (atomically); return the paths."""
     written = []
     for name, metrics in sorted(merge_reports(reports_dir).items()):
-        path = Path(reports_dir) / f"{name}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(write_json(Path(reports_dir) / f"{name}.json", metrics, sort_keys=True))
     return written

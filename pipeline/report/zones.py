@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from lzn.flow import assign, nearest_anchor
+from pipeline.io import atomic_path
 
 
 @torch.no_grad()
@@ -58,10 +59,10 @@ def plot_zones(anchors: torch.Tensor, out_png: Path, class_names: list[str], *, 
     ax.set_xlabel("z · u1")
     ax.set_ylabel("z · u2")
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
-    fig.savefig(tmp, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(out_png)
+    try:
+        with atomic_path(out_png, suffix=".png") as tmp:  # savefig picks the format from the suffix
+            fig.savefig(tmp, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return out_png
 

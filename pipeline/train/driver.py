@@ -3,23 +3,29 @@
 Everything that can be checked is checked before Ray starts (params, shards, batch divisibility);
 the worker-group size is checked against the cluster's resources before the trainer is built, so
 asking for more workers than CPUs is an error rather than a hang. Run names are deterministic
-(experiment, seed and a hash of the config that defines the model), so re-running an interrupted
-stage resumes from its latest checkpoint in ``<root>/<train.storage>/<run name>``.
+(experiment, seed and a hash of the config that defines the model, the data and the code), so
+re-running an interrupted stage resumes from its latest checkpoint in
+``<root>/<train.storage>/<run name>``. The workers get one typed
+:class:`pipeline.train.worker.WorkerConfig` holding the params validated here.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.artifacts import save_exported
 from pipeline.build import DataShape
-from pipeline.errors import ShardsMissingError
-from pipeline.params import EXPERIMENTS, Params, ParamsError, config_hash, flatten
+from pipeline.data.manifest import load_manifest, manifest_path
+from pipeline.errors import ParamsError, ShardsMissingError, UsageError, UserError
+from pipeline.io import atomic_dir
+from pipeline.params import EXPERIMENTS, Params, config_hash, flatten
+
+if TYPE_CHECKING:
+    from pipeline.train.worker import WorkerConfig
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,8 @@ class TrainPlan:
     root: Path
     experiment: str
     seed: int
-    params_raw: dict[str, Any]
+    params: Params
+    params_raw: dict[str, Any]  # as read (exported in config.json, which rebuilds the models)
     shard_dir: Path
     data_shape: DataShape
     train_count: int
@@ -40,32 +47,32 @@ class TrainPlan:
     def storage(self) -> Path:
         return (self.root / self.params.train.storage).resolve()
 
-    @property
-    def params(self) -> Params:
-        from pipeline.params import validate_params
-
-        return validate_params(self.params_raw)
-
 
 def read_manifest(shard_dir: Path) -> dict[str, Any]:
-    path = shard_dir / "manifest.json"
+    path = manifest_path(shard_dir)
     if not path.is_file():
         raise ShardsMissingError(
             f"{path}: shards not found; run the data stage first: `dvc repro shard` (or `python stages/shard.py`)"
         )
-    return json.loads(path.read_text())
+    return load_manifest(shard_dir)
 
 
-TRAINING_CODE = ("training.py", "models.py", "readers.py")
-"""Pipeline modules whose code changes what a training run computes (besides all of ``lzn/``)."""
+CODE_PACKAGES = ("lzn", "pipeline")
+"""Packages whose code is hashed into the run identity (every ``*.py`` under them)."""
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The folder holding :data:`CODE_PACKAGES`."""
 
 
-def code_hash() -> str:
-    """Hash of the training code, so a code change starts a new run instead of resuming an old one."""
-    import hashlib
+def code_hash(base: Path = PROJECT_ROOT) -> str:
+    """Hash of the code, so a code change starts a new run instead of resuming a checkpoint of old code.
 
-    base = Path(__file__).resolve().parents[1]
-    files = sorted((base / "lzn").rglob("*.py")) + [base / "pipeline" / f for f in TRAINING_CODE]
+    Every ``*.py`` file of :data:`CODE_PACKAGES` (path and bytes): a hand-kept list of the modules a
+    run executes goes stale (the training loop reaches ``lzn``, ``build``, ``params``, the data
+    loaders and, for the online evaluation, ``pipeline.evaluate``). A change outside training only
+    costs an interrupted run its resume. ``base``: the folder holding the packages.
+    """
+    files = sorted(p for package in CODE_PACKAGES for p in (base / package).rglob("*.py"))
     h = hashlib.sha256()
     for path in files:
         h.update(str(path.relative_to(base)).encode())
@@ -74,9 +81,12 @@ def code_hash() -> str:
 
 
 def plan_training(params: Params, params_raw: dict[str, Any], experiment: str, seed: int, root: Path) -> TrainPlan:
-    """Resolve and validate one (experiment, seed) run; raises before any work on bad input."""
+    """Resolve and validate one (experiment, seed) run; raises before any work on bad input.
+
+    ``params`` is ``params_raw`` validated (:func:`pipeline.params.validate_params`).
+    """
     if experiment not in EXPERIMENTS:
-        raise ParamsError(f"--experiment: unknown experiment {experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
+        raise UsageError(f"--experiment: unknown experiment {experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
     exp = params.experiment(experiment)
     workers = params.train.workers
     if exp.batch_size % workers:
@@ -101,52 +111,53 @@ def plan_training(params: Params, params_raw: dict[str, Any], experiment: str, s
     train_count = int(manifest["counts"]["train"])
     if train_count < exp.batch_size:
         raise ParamsError(f"train.{experiment}.batch_size: {exp.batch_size} exceeds the {train_count} training images")
-    return TrainPlan(root, experiment, seed, params_raw, shard_dir, shape, train_count, run_config, name)
+    return TrainPlan(
+        root=root, experiment=experiment, seed=seed, params=params, params_raw=params_raw, shard_dir=shard_dir,
+        data_shape=shape, train_count=train_count, run_config=run_config, run_name=name,
+    )
 
 
-def fit(
-    plan: TrainPlan,
-    *,
-    tracking_uri: str | None,
-    run_id: str | None,
-    fail_at_step: int | None = None,
-    callbacks: list[Any] | None = None,
-):
+def worker_config(plan: TrainPlan, *, tracking_uri: str | None, run_id: str | None) -> WorkerConfig:
+    """The typed ``train_loop_config`` of ``plan``'s workers (a test's armed fault included)."""
+    from pipeline.train import faults
+    from pipeline.train.worker import WorkerConfig
+
+    return WorkerConfig(
+        params=plan.params,
+        experiment=plan.experiment,
+        seed=plan.seed,
+        shard_dir=plan.shard_dir,
+        data_shape=plan.data_shape,
+        train_count=plan.train_count,
+        root=plan.root,
+        storage=plan.storage,
+        run_name=plan.run_name,
+        run_config=plan.run_config,
+        tracking_uri=tracking_uri,
+        run_id=run_id,
+        fault=faults.armed(plan.storage / f"{plan.run_name}.failed-once"),
+    )
+
+
+def fit(plan: TrainPlan, *, tracking_uri: str | None, run_id: str | None, callbacks: list[Any] | None = None):
     """Run the TorchTrainer for one plan (Ray must be initialised); returns the ``ray.train.Result``.
 
     ``callbacks``: Ray Train ``UserCallback``s of the run (a sweep passes Tune's ``TuneReportCallback``).
+    A user error raised on a worker (a checkpoint of another config) is re-raised as itself.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from pipeline.train.worker import train_worker
 
-    params = plan.params
-    t = params.train
+    t = plan.params.train
     resources = {"CPU": t.cpus_per_worker}
     scaling = ScalingConfig(num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker=resources)
     plan.storage.mkdir(parents=True, exist_ok=True)
-    loop_config: dict[str, Any] = {
-        "params": plan.params_raw,
-        "experiment": plan.experiment,
-        "seed": plan.seed,
-        "shard_dir": str(plan.shard_dir),
-        "data_shape": plan.data_shape.__dict__,
-        "train_count": plan.train_count,
-        "tracking_uri": tracking_uri,
-        "run_id": run_id,
-        "run_config": plan.run_config,
-        "label": f"{plan.experiment} s{plan.seed}",
-        "storage": str(plan.storage),
-        "root": str(plan.root),
-        "run_name": plan.run_name,
-    }
-    if fail_at_step is not None:
-        loop_config["fail_at_step"] = fail_at_step
-        loop_config["fail_marker"] = str(plan.storage / f"{plan.run_name}.failed-once")
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config=loop_config,
+        # Ray's train_loop_config is a dict (its run-state export walks it): the typed config under one key
+        train_loop_config={"worker": worker_config(plan, tracking_uri=tracking_uri, run_id=run_id)},
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         scaling_config=scaling,
         run_config=RunConfig(
@@ -157,17 +168,24 @@ def fit(
             callbacks=list(callbacks or []),
         ),
     )
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    except Exception as err:
+        failures = getattr(err, "worker_failures", None) or {}  # ray.train.WorkerGroupError
+        user = [e for _, e in sorted(failures.items()) if isinstance(e, UserError)]
+        if user:
+            raise user[0] from err
+        raise
 
 
 def export(result, plan: TrainPlan, out_dir: Path, run: dict[str, Any]) -> Path:
     """Write the final checkpoint of ``result`` as ``out_dir`` (model.pt, config.json, run.json, history.json)."""
-    from pipeline.train.worker import STATE_FILE, load_state_file
+    from pipeline.train.state import read_checkpoint
 
     if result.checkpoint is None:
         raise RuntimeError(f"training run {plan.run_name} finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
-        state = load_state_file(Path(d) / STATE_FILE)
+        state = read_checkpoint(Path(d))
     exp = plan.params.experiment(plan.experiment)
     if int(state["step"]) != exp.total_iterations:
         raise RuntimeError(
@@ -177,7 +195,7 @@ def export(result, plan: TrainPlan, out_dir: Path, run: dict[str, Any]) -> Path:
         "experiment": plan.experiment,
         "seed": plan.seed,
         "params": plan.params_raw,
-        "data_shape": plan.data_shape.__dict__,
+        "data_shape": dataclasses.asdict(plan.data_shape),
         "run_name": plan.run_name,
         "run_config": plan.run_config,
         "steps": int(state["step"]),
@@ -185,20 +203,8 @@ def export(result, plan: TrainPlan, out_dir: Path, run: dict[str, Any]) -> Path:
         "resumed_from": [int(v) for v in state["resumed_from"].tolist()],
     }
     save_exported(out_dir, {"model": state["model"], "ema": state["ema"]}, config, run)
-    (out_dir / "history.json").write_text(state["history_json"])
+    (out_dir / "history.json").write_text(state["history_json"])  # inside the export's atomic folder
     return out_dir
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished temp directory into place, replacing an older one."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def train_experiment(
@@ -208,9 +214,11 @@ def train_experiment(
     root: Path,
     *,
     seeds: list[int] | None = None,
-    fail_at_step: int | None = None,
 ) -> Path:
-    """Train ``experiment`` for every seed and export ``<root>/models/<experiment>/seed_<s>/``."""
+    """Train ``experiment`` for every seed and export ``<root>/models/<experiment>/seed_<s>/``.
+
+    ``params`` is ``params_raw`` validated. The folder appears only once every seed is exported.
+    """
     from pipeline import tracking
     from pipeline.cluster import check_resources, ensure_ray
 
@@ -221,16 +229,14 @@ def train_experiment(
     check_resources(resources, params.train.workers, params.train.cpus_per_worker, params.train.use_gpu)
     uri = tracking.tracking_uri(root)
     final = root / "models" / experiment
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{experiment}.", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:
         for plan in plans:
             flat = flatten({"train": plan.run_config["experiment_config"], "model": plan.run_config["model"]})
             flat.update({"experiment": experiment, "seed": plan.seed, "train.workers": params.train.workers})
             tags = {"git_sha": tracking.git_sha(root), "stage": "train", "experiment": experiment, "seed": str(plan.seed)}
             run_id = tracking.start_run(uri, plan.run_name, flat, tags)
             try:
-                result = fit(plan, tracking_uri=uri, run_id=run_id, fail_at_step=fail_at_step)
+                result = fit(plan, tracking_uri=uri, run_id=run_id)
                 if result.error is not None:
                     raise result.error
                 out = export(result, plan, tmp / f"seed_{plan.seed}", {"run_id": run_id, "tracking_uri": uri})
@@ -239,7 +245,4 @@ def train_experiment(
             except BaseException:
                 tracking.end_run(uri, run_id, status="FAILED")
                 raise
-        replace_dir(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -104,18 +104,23 @@ def ema_modules(state: Any) -> dict[str, nn.Module]:
     return out
 
 
-_SPLITS: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
-_REAL_FEATURES: dict[tuple[Any, ...], Tensor] = {}  # keyed by (shard dir, network object, n)
+# Per-process caches (a worker evaluates every ``train.eval_every`` steps), keyed by what they were
+# computed from: a split by its shard folder; the reference network by its file's sha256, so a
+# rewritten refnet is loaded again; its features of the real images by both.
+_SPLITS: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}  # (resolved shard dir, split)
+_NETS: dict[str, Any] = {}  # refnet sha256 -> network
+_REAL_FEATURES: dict[tuple[str, str, int], Tensor] = {}  # (resolved shard dir, refnet sha256, n)
 
 
 def _split(shard_dir: Path, split: str) -> tuple[Tensor, Tensor]:
     """``(float images [N, C, H, W] in [-1, 1], labels [N])`` of a split, read once per process."""
     key = (str(Path(shard_dir).resolve()), split)
     if key not in _SPLITS:
-        from pipeline.data.readers import read_split
+        from pipeline.data.images import from_uint8
+        from pipeline.data.loaders import read_split
 
         images, labels, _ = read_split(Path(shard_dir), split)  # its count check is local to this process
-        _SPLITS[key] = (images.to(torch.float32) / 127.5 - 1.0, labels)
+        _SPLITS[key] = (from_uint8(images), labels)
     return _SPLITS[key]
 
 
@@ -157,24 +162,33 @@ def classify_accuracy(modules: dict[str, nn.Module], params: Params, exp: Any, s
     return acc[float(cfg.alpha)]
 
 
-def _reference_network(root: Path) -> Any | None:
+def _reference_network(root: Path) -> tuple[str, Any] | None:
+    """``(sha256 of the file, network)`` of ``<root>/models/refnet/model.pt``, or ``None`` without it."""
     from pipeline.evaluate.feature_nets import load_reference_classifier
     from pipeline.evaluate.refnet import refnet_path
+    from pipeline.io import sha256_file
 
     path = refnet_path(root)
-    return load_reference_classifier(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    digest = sha256_file(path)
+    if digest not in _NETS:
+        _NETS[digest] = load_reference_classifier(path)
+    return digest, _NETS[digest]
 
 
 @torch.no_grad()
-def euler_fid(modules: dict[str, nn.Module], params: Params, exp: Any, shard_dir: Path, net: Any,
-              device: torch.device) -> float:
-    """FID of :data:`FID_SAMPLES` Euler samples against as many seeded training images (reference features)."""
+def euler_fid(modules: dict[str, nn.Module], params: Params, exp: Any, shard_dir: Path,
+              reference: tuple[str, Any], device: torch.device) -> float:
+    """FID of :data:`FID_SAMPLES` Euler samples against as many seeded training images, in the features
+    of ``reference`` (``(sha256, network)`` of :func:`_reference_network`)."""
     from lzn.generation import generate
     from lzn.metrics import fid_from_features
 
     images, _ = _split(shard_dir, "train")
     n = min(FID_SAMPLES, images.shape[0])
-    key = (str(Path(shard_dir).resolve()), id(net), n)
+    digest, net = reference
+    key = (str(Path(shard_dir).resolve()), digest, n)
     real = _REAL_FEATURES.get(key)
     if real is None:
         idx = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(_SEED))[:n]
@@ -190,12 +204,9 @@ def euler_fid(modules: dict[str, nn.Module], params: Params, exp: Any, shard_dir
 
 
 def _num_classes(shard_dir: Path) -> int:
-    from pipeline.data.readers import load_manifest
+    from pipeline.data.manifest import load_manifest
 
     return len(load_manifest(shard_dir)["class_names"])
-
-
-_NETS: dict[str, Any] = {}
 
 
 def online_metrics(experiment: str, state: Any, params: Params, shard_dir: Path, root: Path) -> dict[str, float]:
@@ -214,11 +225,9 @@ def online_metrics(experiment: str, state: Any, params: Params, shard_dir: Path,
         if experiment == "lzn_joint":
             out["accuracy"] = _guard(classify_accuracy, modules, params, exp, Path(shard_dir), device)
         if experiment in GENERATIVE:
-            key = str(Path(root).resolve())
-            if key not in _NETS:
-                _NETS[key] = _reference_network(Path(root))
-            if _NETS[key] is not None:
-                out["fid"] = _guard(euler_fid, modules, params, exp, Path(shard_dir), _NETS[key], device)
+            reference = _reference_network(Path(root))
+            if reference is not None:
+                out["fid"] = _guard(euler_fid, modules, params, exp, Path(shard_dir), reference, device)
     return out
 
 

@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from pipeline.data.readers import read_split
+from pipeline.data.loaders import read_split
 from pipeline.data.shards import write_shards, write_source
-from pipeline.data.sources import ArraySource, DataError
+from pipeline.data.sources import ArraySource
+from pipeline.errors import DataError
 from pipeline.params import ShardConfig
 
 CLASSES = [f"c{i}" for i in range(10)]

@@ -11,9 +11,8 @@ import torch
 from eval_support import make_model, make_shards, run_stage_inprocess, tiny_raw, write_params
 
 from lzn.flow import compute_latents
-from pipeline.artifacts import ModelNotTrainedError
-from pipeline.data.readers import read_split
-from pipeline.data.sources import DataError
+from pipeline.data.loaders import read_split
+from pipeline.errors import DataError, ModelNotTrainedError
 from pipeline.evaluate.extract import extract_experiment, read_features, state_digest
 from pipeline.evaluate.seeds import load_seed_models
 from pipeline.params import validate_params

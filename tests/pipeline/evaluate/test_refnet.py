@@ -8,7 +8,7 @@ import pytest
 import torch
 from eval_support import make_shards, run_stage_inprocess, tiny_raw, write_params
 
-from pipeline.artifacts import ModelNotTrainedError
+from pipeline.errors import ModelNotTrainedError
 from pipeline.evaluate.refnet import load_refnet, train_refnet
 from pipeline.params import validate_params
 

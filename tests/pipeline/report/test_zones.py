@@ -1,4 +1,4 @@
-"""Zone map of the label flow: symmetric anchors split the plane along their bisector."""
+"""pipeline/report/zones.py: zone map of the label flow: symmetric anchors split the plane along their bisector."""
 
 import torch
 
@@ -14,6 +14,7 @@ def test_two_symmetric_anchors_split_the_plane_in_halves(tmp_path):
     out = plot_zones(anchors, tmp_path / "zones.png", ["a", "b"])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*tmp*"))
+    assert [p.name for p in tmp_path.iterdir()] == ["zones.png"]  # no temporary file left behind
 
 
 def test_high_dimensional_anchors_use_a_principal_slice():

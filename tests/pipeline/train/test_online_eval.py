@@ -12,7 +12,7 @@ from conftest import tiny_params_raw
 from pipeline.build import DataShape, build_models, objective_spec
 from pipeline.params import validate_params
 from pipeline.train.online_eval import ONLINE_METRICS, ema_modules, online_metrics
-from pipeline.train.worker import TrainingState
+from pipeline.train.state import TrainingState
 
 SHAPE = DataShape(1, 8, 10)
 
@@ -68,3 +68,25 @@ def test_metrics_follow_the_experiment_and_fid_needs_the_refnet(name, digits_sha
     out = online_metrics(name, state, params, digits_shards, tmp_path)  # no models/refnet here
     assert set(out) == set(ONLINE_METRICS[name]) - {"fid"}
     assert online_metrics(name, state, params, digits_shards, tmp_path) == out  # seeded: repeatable
+
+
+def test_a_rewritten_refnet_is_used_not_a_cached_one(digits_shards, tmp_path):
+    """The reference network (and its features of the real images) is cached by the file's content:
+    another network written to the same path gives that network's FID, as a fresh process would."""
+    from lzn.models.reference import ReferenceClassifier
+    from pipeline.evaluate.feature_nets import save_reference_classifier
+    from pipeline.train import online_eval
+
+    state, params = _state("rf", steps=1)
+    path = tmp_path / "models" / "refnet" / "model.pt"
+    fids = []
+    for seed in (0, 1, 0):
+        torch.manual_seed(seed)
+        save_reference_classifier(ReferenceClassifier(1, 8, 10, width=8), path)
+        fids.append(online_metrics("rf", state, params, digits_shards, tmp_path)["fid"])
+    assert fids[0] != fids[1] and fids[2] == fids[0]
+    online_eval._NETS.clear()
+    online_eval._REAL_FEATURES.clear()
+    torch.manual_seed(1)
+    save_reference_classifier(ReferenceClassifier(1, 8, 10, width=8), path)
+    assert online_metrics("rf", state, params, digits_shards, tmp_path)["fid"] == fids[1]
