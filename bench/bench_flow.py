@@ -197,7 +197,8 @@ def bench_round_trip(n: int, q: int, step_list: list[int]) -> None:
 
 def naive_latents(anchors, own, noise, steps, eps, alpha, solver="euler"):
     """compute_latents written naively (the [n, N, q] broadcast); DPM-Solver++ on the naive denoiser."""
-    from lzn.flow import DPM_TAU_MARGIN, _run_dpm
+    from lzn.dpm_solver import run_dpm
+    from lzn.flow import DPM_TAU_MARGIN
 
     def mean_anchor(x, tau):
         eps_hat = (x[:, None, :] - (1 - tau) * anchors[None]) / tau
@@ -211,7 +212,7 @@ def naive_latents(anchors, own, noise, steps, eps, alpha, solver="euler"):
             x = x + (grid[k + 1] - grid[k]) * (x - mean_anchor(x, grid[k])) / grid[k]
         return x
     end = 1.0 - DPM_TAU_MARGIN
-    return _run_dpm(x, [eps + (end - eps) * k / steps for k in range(steps + 1)], mean_anchor)
+    return run_dpm(x, [eps + (end - eps) * k / steps for k in range(steps + 1)], mean_anchor)
 
 
 def _train_call(variant: str, anchors: torch.Tensor, noise: torch.Tensor, cot: torch.Tensor,

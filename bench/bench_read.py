@@ -3,10 +3,10 @@
     python bench/bench_read.py [--repeats 5] [--batch-size 256] [--synthetic 4096]
 
 For each dataset (the default `digits` source, and random 32x32 RGB images the size of CIFAR-10)
-the images are written once as shards (``pipeline.shards``) and once as one PNG file per image in
+the images are written once as shards (``pipeline.data.shards``) and once as one PNG file per image in
 class folders (the reference: what an image-folder reader does). Both are then read in the same run
 into the same batches — float32 ``[B, C, H, W]`` in [-1, 1] plus int64 labels — by
-``pipeline.readers.eval_loader`` (one process) and by a plain PIL loop over the files; and, to
+``pipeline.data.loaders.eval_loader`` (one process) and by a plain PIL loop over the files; and, to
 isolate the container cost, as raw bytes only (no PNG decoding). Printed:
 images/s of each — wall clock and per CPU second of this process (the latter is robust to other
 load on the machine) — as medians over ``--repeats`` interleaved runs with a warm page cache, and the
@@ -28,10 +28,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.data.images import from_uint8  # noqa: E402
+from pipeline.data.loaders import eval_loader  # noqa: E402
+from pipeline.data.manifest import shard_files  # noqa: E402
+from pipeline.data.shards import encode_png, write_source  # noqa: E402
+from pipeline.data.sources import SPLITS, ArraySource, Source, open_source  # noqa: E402
+from pipeline.data.tar import tar_samples  # noqa: E402
 from pipeline.params import ShardConfig  # noqa: E402
-from pipeline.readers import _tar_samples, eval_loader, shard_files  # noqa: E402
-from pipeline.shards import encode_png, write_source  # noqa: E402
-from pipeline.sources import SPLITS, ArraySource, Source, open_source  # noqa: E402
 
 
 def write_files(source: Source, root: Path) -> list[tuple[Path, int]]:
@@ -55,7 +58,7 @@ def read_files(files: list[tuple[Path, int]], batch_size: int) -> int:
                 arrays.append(torch.from_numpy(np.array(img, dtype=np.uint8)))
         x = torch.stack(arrays)
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-        images = x.to(torch.float32).div_(127.5).sub_(1.0)
+        images = from_uint8(x)
         labels = torch.tensor([label for _, label in chunk], dtype=torch.int64)
         assert images.shape[0] == len(labels)
         n += len(labels)
@@ -69,7 +72,7 @@ def read_shards(shard_dir: Path, batch_size: int) -> int:
 def raw_shards(shard_dir: Path) -> int:
     """Container cost only: every sample's bytes out of the shards, no decoding."""
     urls = [{"url": f} for split in SPLITS for f, _ in shard_files(shard_dir, split)]
-    return sum(1 for _ in _tar_samples(urls))
+    return sum(1 for _ in tar_samples(urls))
 
 
 def raw_files(files: list[tuple[Path, int]]) -> int:

@@ -23,9 +23,9 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     from pipeline.cluster import ensure_ray
+    from pipeline.data.shards import write_shards
     from pipeline.params import MODULES, apply_overrides, read_params_dict, validate_params
-    from pipeline.shards import write_shards
-    from pipeline.trainer import train_experiment
+    from pipeline.train.driver import train_experiment
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="rf_lzn")

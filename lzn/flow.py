@@ -129,7 +129,6 @@ Plain Euler needs several hundred steps; at q = 200 the error is almost all in t
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -138,101 +137,25 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
+from lzn.dpm_solver import run_dpm
+from lzn.flow_inputs import (
+    DPM_TAU_MARGIN,
+    SOLVERS,
+    check_alpha,
+    check_anchors,
+    check_eps,
+    check_matrix,
+    check_same,
+    check_solver,
+    check_tau,
+    check_weights,
+)
+
 __all__ = ["SOLVERS", "DPM_TAU_MARGIN", "FLOW_DTYPES", "FlowSpec", "velocity", "compute_latents", "assign",
            "nearest_anchor"]
 
-SOLVERS: tuple[str, ...] = ("euler", "dpm++")
-#: The DPM-Solver++ grids stop ``DPM_TAU_MARGIN`` short of tau = 1 (lambda is -inf there).
-DPM_TAU_MARGIN = 1e-3
-_DPM_ORDER = 3
+DPM_ORDER = 3
 _KEY_ALIGN = 8
-
-
-# --------------------------------------------------------------------------------------------
-# validation (once per public call)
-
-
-def _check_matrix(name: str, t: object, *, dim: int | None = None) -> Tensor:
-    if not isinstance(t, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape [n, q], got {type(t).__name__}")
-    if t.dim() != 2:
-        raise ValueError(f"{name} must have shape [n, q] (2-d), got shape {tuple(t.shape)}")
-    if not t.dtype.is_floating_point:
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    if dim is not None and t.shape[1] != dim:
-        raise ValueError(f"{name} must have shape [n, {dim}] (same q as anchors), got {tuple(t.shape)}")
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {tuple(t.shape)}")
-    return t
-
-
-def _check_same(name: str, t: Tensor, ref: Tensor) -> None:
-    if t.dtype != ref.dtype:
-        raise ValueError(f"{name} has dtype {t.dtype} but anchors have dtype {ref.dtype}")
-    if t.device != ref.device:
-        raise ValueError(f"{name} is on device {t.device} but anchors are on {ref.device}")
-
-
-def _check_finite(name: str, t: Tensor) -> None:
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-
-
-def _check_anchors(anchors: object, *, finite: bool = True) -> Tensor:
-    anchors = _check_matrix("anchors", anchors)
-    if finite:  # the solvers check finiteness more cheaply in _AnchorSet
-        _check_finite("anchors", anchors)
-    return anchors
-
-
-def _check_weights(weights: object, anchors: Tensor) -> Tensor | None:
-    if weights is None:
-        return None
-    if not isinstance(weights, Tensor):
-        raise ValueError(f"weights must be a torch.Tensor of shape [N] or None, got {type(weights).__name__}")
-    n_anchors = anchors.shape[0]
-    if weights.shape != (n_anchors,):
-        raise ValueError(f"weights must have shape [N] = [{n_anchors}], got {tuple(weights.shape)}")
-    _check_same("weights", weights, anchors)
-    _check_finite("weights", weights)
-    if bool((weights < 0).any()):
-        raise ValueError("weights must be non-negative")
-    if not bool((weights > 0).any()):
-        raise ValueError("weights must have at least one positive entry (all are zero)")
-    return weights
-
-
-def _check_tau(tau: object) -> float:
-    if isinstance(tau, Tensor):
-        if tau.numel() != 1:
-            raise ValueError(f"tau must be a scalar in (0, 1], got a tensor of shape {tuple(tau.shape)}")
-        tau = float(tau)
-    if not isinstance(tau, (int, float)) or isinstance(tau, bool):
-        raise ValueError(f"tau must be a float in (0, 1], got {type(tau).__name__}")
-    tau = float(tau)
-    if not (0.0 < tau <= 1.0):
-        raise ValueError(f"tau must be in (0, 1], got {tau}")
-    return tau
-
-
-def _check_solver(solver: object, steps: object) -> tuple[str, int]:
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return str(solver), int(steps)
-
-
-def _check_eps(eps: object) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0.0 < float(eps) < 1.0 - DPM_TAU_MARGIN):
-        raise ValueError(f"eps must be in (0, {1.0 - DPM_TAU_MARGIN}), got {eps!r}")
-    return float(eps)
-
-
-def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    return float(alpha)
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,96 +271,16 @@ def velocity(x: Tensor, anchors: Tensor, tau: float, weights: Tensor | None = No
         ``(v [n, q], probs [n, N])`` with ``probs`` the posterior assignment probabilities
         ``p_j`` (rows sum to 1) and ``v = (x - probs @ anchors) / tau``.
     """
-    anchors = _check_anchors(anchors, finite=False)
-    x = _check_matrix("x", x, dim=anchors.shape[1])
-    _check_same("x", x, anchors)
-    tau = _check_tau(tau)
-    weights = _check_weights(weights, anchors)
+    anchors = check_anchors(anchors, finite=False)
+    x = check_matrix("x", x, dim=anchors.shape[1])
+    check_same("x", x, anchors)
+    tau = check_tau(tau)
+    weights = check_weights(weights, anchors)
     aset = _AnchorSet(anchors, weights)
     y = x - (1.0 - tau) * aset.centre
     abar_c, probs = aset.posterior(y, tau)
     # x - abar = y - abar_c - tau * centre
     return (y - abar_c) / tau - aset.centre, probs
-
-
-# --------------------------------------------------------------------------------------------
-# DPM-Solver++ (data prediction, multistep) for the schedule alpha = 1 - tau, sigma = tau
-
-
-def _lam(tau: float) -> float:
-    return math.log((1.0 - tau) / tau)
-
-
-def _dpm_coefficients(taus: list[float], tau: float, order: int) -> tuple[float, list[float]]:
-    """Coefficients of one multistep DPM-Solver++ update from ``taus[-1]`` to ``tau``.
-
-    The update of ``dpm_solver_pytorch`` (``dpmsolver++``, ``solver_type="dpmsolver"``) is
-    ``x_t = (sigma_t / sigma_s0) x - alpha_t phi1 m0 [- 0.5 alpha_t phi1 D1_0]`` (orders 1, 2) or
-    ``x_t = (sigma_t / sigma_s0) x - alpha_t phi1 m0 + alpha_t phi2 D1 - alpha_t phi3 D2`` (order 3)
-    with ``h = lambda_t - lambda_s0``, ``r0 = h0 / h``, ``r1 = h1 / h``, ``D1_0 = (m0 - m1) / r0``,
-    ``D1_1 = (m1 - m2) / r1``, ``D1 = D1_0 + r0 / (r0 + r1) (D1_0 - D1_1)``,
-    ``D2 = (D1_0 - D1_1) / (r0 + r1)``, ``phi1 = expm1(-h)``, ``phi2 = phi1 / h + 1``,
-    ``phi3 = phi2 / h - 1/2``. It is linear in ``(x, m0, m1, m2)`` (``m0`` the newest data
-    prediction); this returns ``(c_x, [c_m0, c_m1, ...])`` so the update is one linear combination.
-    """
-    s0 = taus[-1]
-    alpha_t = 1.0 - tau
-    if tau == 0.0:  # sigma_t = 0: the first-order update returns the data prediction
-        return 0.0, [1.0]
-    h = _lam(tau) - _lam(s0)
-    phi1 = math.expm1(-h)
-    c_x = tau / s0
-    if order == 1:
-        return c_x, [-alpha_t * phi1]
-    r0 = (_lam(s0) - _lam(taus[-2])) / h
-    if order == 2:
-        c = -0.5 * alpha_t * phi1 / r0  # coefficient of (m0 - m1)
-        return c_x, [-alpha_t * phi1 + c, -c]
-    r1 = (_lam(taus[-2]) - _lam(taus[-3])) / h
-    phi2 = phi1 / h + 1.0
-    phi3 = phi2 / h - 0.5
-    k, inv = r0 / (r0 + r1), 1.0 / (r0 + r1)
-    u = alpha_t * phi2 * (1.0 + k) - alpha_t * phi3 * inv  # coefficient of D1_0
-    w = -alpha_t * phi2 * k + alpha_t * phi3 * inv  # coefficient of D1_1
-    return c_x, [-alpha_t * phi1 + u / r0, -u / r0 + w / r1, -w / r1]
-
-
-def _dpm_update(x: Tensor, preds: list[Tensor], taus: list[float], tau: float, order: int) -> Tensor:
-    """One multistep DPM-Solver++ update from ``taus[-1]`` to ``tau`` using the last ``order`` predictions."""
-    c_x, coefs = _dpm_coefficients(taus, tau, order)
-    out = x * c_x if c_x != 0.0 else None
-    for c, m in zip(coefs, reversed(preds)):
-        out = m * c if out is None else torch.add(out, m, alpha=c)
-    return out
-
-
-def _dpm_order(step: int, steps: int) -> int:
-    """Order of update ``step`` (1-based): warm-up 1, 2, then 3; ``lower_order_final`` when steps < 10."""
-    order = min(_DPM_ORDER, step)
-    if steps < 10:
-        order = min(order, steps + 1 - step)
-    return max(order, 1)
-
-
-def _run_dpm(
-    x: Tensor,
-    grid: list[float],
-    denoise: Callable[[Tensor, float], Tensor],
-    *,
-    final_first_order: bool = False,
-) -> Tensor:
-    steps = len(grid) - 1
-    preds = [denoise(x, grid[0])]
-    taus = [grid[0]]
-    for step in range(1, steps + 1):
-        order = _dpm_order(step, steps)
-        if final_first_order and step == steps:
-            order = 1
-        x = _dpm_update(x, preds, taus, grid[step], order)
-        if step < steps:
-            preds = (preds + [denoise(x, grid[step])])[-_DPM_ORDER:]
-            taus = (taus + [grid[step]])[-_DPM_ORDER:]
-    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,18 +322,18 @@ def compute_latents(
     Returns:
         ``z [n, q]``.
     """
-    anchors = _check_anchors(anchors, finite=False)
-    own = _check_matrix("own", own, dim=anchors.shape[1])
-    noise = _check_matrix("noise", noise, dim=anchors.shape[1])
+    anchors = check_anchors(anchors, finite=False)
+    own = check_matrix("own", own, dim=anchors.shape[1])
+    noise = check_matrix("noise", noise, dim=anchors.shape[1])
     if noise.shape != own.shape:
         raise ValueError(
             f"noise must have the same shape as own {tuple(own.shape)}, got {tuple(noise.shape)}"
         )
-    _check_same("own", own, anchors)
-    _check_same("noise", noise, anchors)
-    solver, steps = _check_solver(solver, steps)
-    eps, alpha = _check_eps(eps), _check_alpha(alpha)
-    weights = _check_weights(weights, anchors)
+    check_same("own", own, anchors)
+    check_same("noise", noise, anchors)
+    solver, steps = check_solver(solver, steps)
+    eps, alpha = check_eps(eps), check_alpha(alpha)
+    weights = check_weights(weights, anchors)
 
     # integrate y = x - (1 - tau) * centre toward the centred anchors (see _AnchorSet)
     aset = _AnchorSet(anchors, weights)
@@ -511,7 +354,7 @@ def compute_latents(
 
     end = 1.0 - DPM_TAU_MARGIN
     grid = [eps + (end - eps) * k / steps for k in range(steps + 1)]
-    return _run_dpm(y, grid, denoise) + DPM_TAU_MARGIN * aset.centre
+    return run_dpm(y, grid, denoise) + DPM_TAU_MARGIN * aset.centre
 
 
 def assign(
@@ -541,11 +384,11 @@ def assign(
     Returns:
         ``(endpoint [n, q], probs [r, n, N])``; rows of every ``probs[k]`` sum to 1.
     """
-    anchors = _check_anchors(anchors, finite=False)
-    z = _check_matrix("z", z, dim=anchors.shape[1])
-    _check_same("z", z, anchors)
-    solver, steps = _check_solver(solver, steps)
-    weights = _check_weights(weights, anchors)
+    anchors = check_anchors(anchors, finite=False)
+    z = check_matrix("z", z, dim=anchors.shape[1])
+    check_same("z", z, anchors)
+    solver, steps = check_solver(solver, steps)
+    weights = check_weights(weights, anchors)
 
     aset = _AnchorSet(anchors, weights)
     recorded: list[Tensor] = []
@@ -566,7 +409,7 @@ def assign(
 
     start = 1.0 - DPM_TAU_MARGIN
     grid = [start * (steps - k) / steps for k in range(steps + 1)]
-    y = _run_dpm(z - DPM_TAU_MARGIN * aset.centre, grid, posterior, final_first_order=True)
+    y = run_dpm(z - DPM_TAU_MARGIN * aset.centre, grid, posterior, final_first_order=True)
     return y + aset.centre, torch.stack(recorded)
 
 
@@ -597,9 +440,9 @@ class FlowSpec:
     dtype: torch.dtype = torch.float32
 
     def __post_init__(self) -> None:
-        _check_solver(self.solver, self.steps)
-        _check_eps(self.eps)
-        _check_alpha(self.alpha)
+        check_solver(self.solver, self.steps)
+        check_eps(self.eps)
+        check_alpha(self.alpha)
         if not isinstance(self.checkpoint, bool):
             raise ValueError(f"checkpoint must be a bool, got {self.checkpoint!r}")
         if self.dtype not in FLOW_DTYPES.values():
@@ -634,8 +477,8 @@ class FlowSpec:
 
 def nearest_anchor(endpoint: Tensor, anchors: Tensor) -> Tensor:
     """Index ``[n]`` (int64) of the anchor nearest in L2 to each endpoint row (``[n, q]`` vs ``[N, q]``)."""
-    anchors = _check_anchors(anchors)
-    endpoint = _check_matrix("endpoint", endpoint, dim=anchors.shape[1])
-    _check_same("endpoint", endpoint, anchors)
+    anchors = check_anchors(anchors)
+    endpoint = check_matrix("endpoint", endpoint, dim=anchors.shape[1])
+    check_same("endpoint", endpoint, anchors)
     dist = torch.cdist(endpoint.detach(), anchors.detach(), compute_mode="donot_use_mm_for_euclid_dist")
     return dist.argmin(dim=1)

@@ -16,10 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lzn.anchors import LABEL_FLOW
+from lzn.experiments import CONDITIONAL, GENERATIVE
+from lzn.prior import sample_prior
 from lzn.samplers import sample_euler, sample_rk45
-
-GENERATIVE = ("rf", "rf_lzn", "rf_cond", "lzn_joint")
-CONDITIONAL = ("rf_cond", "lzn_joint")
 
 
 @torch.no_grad()
@@ -46,9 +45,9 @@ def generation_condition(
     if name in CONDITIONAL:
         cond["y_onehot"] = F.one_hot(labels.to(device), num_classes).float()
     if name == "rf_lzn":
-        cond["z"] = torch.randn(n, latent_dim, generator=generator, device=device)
+        cond["z"] = sample_prior(n, latent_dim, generator=generator, device=device)
     elif name == "lzn_joint":
-        noise = torch.randn(n, latent_dim, generator=generator, device=device)
+        noise = sample_prior(n, latent_dim, generator=generator, device=device)
         flow = LABEL_FLOW.replace(steps=label_steps, alpha=alpha)
         cond["z"] = modules["labels"].latents_for(labels.to(device), noise, flow).float()
     return cond

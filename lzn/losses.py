@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["alignment_loss", "label_loss", "rf_loss", "nt_xent"]
+__all__ = ["alignment_loss", "rf_loss", "nt_xent"]
 
 
 def _check_probs(probs: object, target: object, target_name: str) -> tuple[Tensor, Tensor]:
@@ -76,18 +76,6 @@ def alignment_loss(probs: Tensor, target: Tensor, *, cutoff: float = 0.2, log: b
     return -m.mean()
 
 
-def label_loss(probs: Tensor, labels: Tensor, *, cutoff: float = 0.2) -> Tensor:
-    """Label-flow loss of case study 3 (LZN_SPEC §2.3): ``-mean_i max_{k >= cut} P_k[i, y_i]`` (eq. 2).
-
-    Args:
-        probs: ``[r, n, C]`` probabilities of the reverse flow over the ``C`` label anchors.
-        labels: ``[n]`` class labels in ``[0, C)``.
-        cutoff: fraction of the first evaluations ignored, in [0, 1).
-    """
-    probs, labels = _check_probs(probs, labels, "labels")
-    return -_max_target_prob(probs, labels, cutoff).mean()
-
-
 def rf_loss(pred: Tensor, x_data: Tensor, x_noise: Tensor) -> Tensor:
     """Rectified-flow loss (LZN_SPEC §2.1): ``mean_b mean_{C,H,W} ((x_data - x_noise) - pred)^2``.
 
@@ -110,31 +98,35 @@ def rf_loss(pred: Tensor, x_data: Tensor, x_noise: Tensor) -> Tensor:
     return per_sample.mean()
 
 
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
-    """SimCLR NT-Xent loss over the batch given (LZN_SPEC §2.2 baseline).
+def nt_xent(h1: Tensor, h2: Tensor, temperature: float, *, rows: Tensor | None = None) -> Tensor:
+    """SimCLR NT-Xent loss (LZN_SPEC §2.2 baseline) of the rows ``rows`` against the whole batch.
 
-    The ``2n`` projections are L2-normalised; each one's positive is its other view and its
-    negatives are the other ``2n - 2``; the loss is the mean cross-entropy over all ``2n``.
-    Pass gathered tensors (``lzn.distributed.gather_with_grad``) for a global-batch loss.
+    The ``2N`` projections are L2-normalised; each one's positive is its other view and its
+    negatives are the other ``2N - 2``; the loss is the mean cross-entropy over the selected rows
+    of both views. With gathered projections (``lzn.distributed.gather_with_grad``) and ``rows``
+    the local rows of each rank, the mean of the ranks' losses is the single-process loss.
 
     Args:
-        z1: ``[n, d]`` first-view projections.
-        z2: ``[n, d]`` second-view projections.
+        h1: ``[N, d]`` first-view projections.
+        h2: ``[N, d]`` second-view projections.
         temperature: softmax temperature > 0.
+        rows: ``[n]`` int64 row indices in ``[0, N)`` whose loss is taken (default: all rows).
     """
-    for name, t in (("z1", z1), ("z2", z2)):
+    for name, t in (("h1", h1), ("h2", h2)):
         if not isinstance(t, Tensor) or t.dim() != 2 or not t.dtype.is_floating_point:
-            raise ValueError(f"{name} must be a floating-point tensor of shape [n, d]")
-    if z1.shape != z2.shape:
-        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if z1.shape[0] < 2:
-        raise ValueError(f"z1 must hold at least 2 rows (negatives are needed), got {z1.shape[0]}")
+            raise ValueError(f"{name} must be a floating-point tensor of shape [N, d]")
+    if h1.shape != h2.shape:
+        raise ValueError(f"h1 and h2 must have the same shape, got {tuple(h1.shape)} and {tuple(h2.shape)}")
+    if h1.shape[0] < 2:
+        raise ValueError(f"h1 must hold at least 2 rows (negatives are needed), got {h1.shape[0]}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-    n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
-    sim = (z @ z.T) / temperature
-    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    sim = sim.masked_fill(eye, float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    return F.cross_entropy(sim, target)
+    h = F.normalize(torch.cat([h1, h2]), dim=1)
+    n = h1.shape[0]
+    if rows is None:
+        rows = torch.arange(n, device=h.device)
+    rows = torch.cat([rows, rows + n])
+    logits = h[rows] @ h.t() / temperature
+    logits[torch.arange(rows.numel(), device=h.device), rows] = float("-inf")  # drop self-similarity
+    positives = torch.cat([rows[: rows.numel() // 2] + n, rows[: rows.numel() // 2]])
+    return F.cross_entropy(logits, positives)

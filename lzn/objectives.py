@@ -28,10 +28,11 @@ from torch import Tensor, nn
 from lzn.anchors import class_weights
 from lzn.augment import random_flip, simclr_views
 from lzn.distributed import gather_with_grad, world_info
+from lzn.experiments import GENERATIVE, NAMES, TWO_VIEW
 from lzn.flow import FlowSpec, nearest_anchor
-from lzn.losses import alignment_loss, rf_loss
+from lzn.losses import alignment_loss, nt_xent, rf_loss
 
-OBJECTIVES = ("rf", "rf_lzn", "simclr", "lzn_repr", "rf_cond", "lzn_joint")
+OBJECTIVES = NAMES
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,13 @@ def assignment_stats(end: Tensor, probs: Tensor, anchors: Tensor, target: Tensor
     }
 
 
+#: Reverse flow of the diagnostics: Euler, 20 steps.
+_DIAGNOSTIC_FLOW = FlowSpec()
+
+
 @torch.no_grad()
 def assignment_diagnostics(
-    z: Tensor, anchors: Tensor, target: Tensor, flow: FlowSpec = FlowSpec(), *, weights: Tensor | None = None
+    z: Tensor, anchors: Tensor, target: Tensor, flow: FlowSpec = _DIAGNOSTIC_FLOW, *, weights: Tensor | None = None
 ) -> dict[str, float]:
     """Run the reverse flow ``flow`` of ``z`` over ``anchors`` and return :func:`assignment_stats`."""
     end, probs = flow.assign(z.detach(), anchors.detach(), weights=weights)
@@ -155,22 +160,6 @@ def _rf_term(
     x_t, t, x0 = rf_pair(x, generator)
     pred = decoder(x_t, t, **{k: v for k, v in cond.items() if v is not None})
     return rf_loss(pred, x, x0)
-
-
-def nt_xent_local(h1_all: Tensor, h2_all: Tensor, n_local: int, temperature: float) -> Tensor:
-    """NT-Xent (SimCLR) for the local rows against the global batch of both views.
-
-    ``h1_all, h2_all [N, d]`` are the gathered projections. The loss is the mean over the local
-    rows of both views, so the job-wide mean over ranks equals the single-process NT-Xent.
-    """
-    h = F.normalize(torch.cat([h1_all, h2_all]), dim=1)
-    n = h1_all.shape[0]
-    rows = _local_target(n_local, h.device)
-    rows = torch.cat([rows, rows + n])
-    logits = h[rows] @ h.t() / temperature
-    logits[torch.arange(rows.numel(), device=h.device), rows] = float("-inf")  # drop self-similarity
-    positives = torch.cat([rows[: rows.numel() // 2] + n, rows[: rows.numel() // 2]])
-    return F.cross_entropy(logits, positives)
 
 
 def compute_objective(
@@ -191,7 +180,7 @@ def compute_objective(
     diag: dict[str, float] = {}
     n = images.shape[0]
     aug_generator = local_generator(generator, images.device)
-    if name in ("rf", "rf_lzn", "rf_cond", "lzn_joint") and spec.flip_p > 0:
+    if name in GENERATIVE and spec.flip_p > 0:
         images = random_flip(images, spec.flip_p, generator=aug_generator)
 
     if name == "rf":
@@ -214,12 +203,12 @@ def compute_objective(
             diag.update(assignment_diagnostics(z, anchors, _local_target(n, z.device)))
         return loss, diag
 
-    if name in ("simclr", "lzn_repr"):
+    if name in TWO_VIEW:
         v1, v2 = simclr_views(images, generator=aug_generator, **spec.simclr)
         encoder = modules["encoder"]
         if name == "simclr":
             h1, h2 = gather_with_grad(encoder(v1)), gather_with_grad(encoder(v2))
-            loss = nt_xent_local(h1, h2, n, spec.temperature)
+            loss = nt_xent(h1, h2, spec.temperature, rows=_local_target(n, h1.device))
             diag["nt_xent"] = loss.item()
             return loss, diag
         z, _, _ = image_latents(encoder, v1, spec.latent_flow, generator)

@@ -1,16 +1,15 @@
 """Standard Gaussian prior of the LZN latent space (LZN_SPEC §1.2; paper §2.1, pi_0 = N(0, I)).
 
-Shapes: samples and ``z`` are ``[n, q]``; ``log_prob`` returns ``[n]``.
+Shapes: samples are ``[n, q]``. Generation draws the latents of ``rf_lzn`` and the label-flow noise of
+``lzn_joint`` through :func:`sample_prior`.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-__all__ = ["sample_prior", "log_prob"]
+__all__ = ["sample_prior"]
 
 
 def sample_prior(
@@ -29,10 +28,3 @@ def sample_prior(
     if dtype is not None and not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     return torch.randn(n, q, generator=generator, device=device, dtype=dtype)
-
-
-def log_prob(z: Tensor) -> Tensor:
-    """Log-density ``[n]`` of N(0, I) at ``z [n, q]``: ``-||z||^2 / 2 - (q / 2) log(2 pi)``."""
-    if not isinstance(z, Tensor) or z.dim() != 2 or not z.dtype.is_floating_point:
-        raise ValueError("z must be a floating-point tensor of shape [n, q]")
-    return -0.5 * z.pow(2).sum(dim=1) - 0.5 * z.shape[1] * math.log(2.0 * math.pi)

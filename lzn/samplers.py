@@ -23,7 +23,6 @@ from scipy import integrate
 __all__ = [
     "invert_rk45",
     "reconstruction_error",
-    "rf_training_pair",
     "sample_euler",
     "sample_rk45",
 ]
@@ -132,19 +131,3 @@ def reconstruction_error(
     noise, _ = invert_rk45(model, x, rtol=rtol, atol=atol, t0=t0, t1=t1, **cond)
     x_hat, _ = sample_rk45(model, noise, rtol=rtol, atol=atol, t0=t0, t1=t1, **cond)
     return (x_hat - x).flatten(1).norm(dim=1)
-
-
-def rf_training_pair(
-    x_data: torch.Tensor, generator: torch.Generator | None = None, *, eps: float = 1e-3
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RF regression pair for data ``x_data [B, ...]``: ``(x_t [B, ...], t [B], target [B, ...])``.
-
-    ``t ~ U[eps, 1]``, ``x0 ~ N(0, I)``, ``x_t = t·x + (1 − t)·x0``, ``target = x − x0``; the draws use
-    ``generator`` (on ``x_data``'s device) when given.
-    """
-    b = x_data.shape[0]
-    t = torch.rand(b, generator=generator, device=x_data.device, dtype=x_data.dtype) * (1.0 - eps) + eps
-    x0 = torch.randn(x_data.shape, generator=generator, device=x_data.device, dtype=x_data.dtype)
-    tb = t.reshape(b, *([1] * (x_data.dim() - 1)))
-    x_t = tb * x_data + (1.0 - tb) * x0
-    return x_t, t, x_data - x0

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 
-
-class ClusterError(RuntimeError):
-    """The cluster cannot run what was asked (too few CPUs/GPUs): raised instead of hanging."""
+from pipeline.errors import ClusterError
 
 
 def prepare_environment() -> None:

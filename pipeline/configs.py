@@ -10,14 +10,15 @@ validated before ``params.yaml`` is rewritten (atomically), so a typo never land
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pipeline.params import ParamsError, read_params_dict, validate_params
+from pipeline.errors import ParamsError
+from pipeline.io import write_text
+from pipeline.params import read_params_dict, validate_params
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -41,12 +42,11 @@ def apply_config(config_path: Path, params_path: Path, *, dry_run: bool = False)
     merged = deep_merge(read_params_dict(params_path), update)
     validate_params(merged, f"{params_path} + {config_path}")
     if not dry_run:
-        tmp = Path(params_path).with_suffix(".yaml.tmp")
-        tmp.write_text(
+        write_text(
+            params_path,
             f"# params.yaml with {config_path} applied (python -m pipeline.configs {config_path})\n"
-            + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None, width=110)
+            + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None, width=110),
         )
-        os.replace(tmp, params_path)
     return merged
 
 

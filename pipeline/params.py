@@ -17,28 +17,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lzn.experiments import CONDITIONAL as CONDITIONAL  # re-exported: the pipeline's names
+from lzn.experiments import ENCODERS as ENCODERS
+from lzn.experiments import EXPERIMENTS as EXPERIMENT_TABLE
+from lzn.experiments import GENERATIVE as GENERATIVE
+from lzn.experiments import NAMES
 from lzn.flow import FLOW_DTYPES, FlowSpec
+from pipeline.errors import ParamsError
 
-EXPERIMENTS: tuple[str, ...] = ("rf", "rf_lzn", "simclr", "lzn_repr", "rf_cond", "lzn_joint")
+# the experiment table (lzn.experiments) under the names the pipeline uses
+EXPERIMENTS: tuple[str, ...] = NAMES
 """The six experiments of DESIGN.md, in DAG order."""
 
-MODULES: dict[str, tuple[str, ...]] = {
-    "rf": ("decoder",),
-    "rf_lzn": ("decoder", "encoder"),
-    "simclr": ("encoder",),
-    "lzn_repr": ("encoder",),
-    "rf_cond": ("decoder",),
-    "lzn_joint": ("decoder", "encoder", "labels"),
-}
+MODULES: dict[str, tuple[str, ...]] = {name: e.modules for name, e in EXPERIMENT_TABLE.items()}
 """Trainable modules of each experiment; ``iterations`` and ``lr`` are keyed by these names."""
-
-GENERATIVE = ("rf", "rf_lzn", "rf_cond", "lzn_joint")
-CONDITIONAL = ("rf_cond", "lzn_joint")
-ENCODERS = ("rf_lzn", "simclr", "lzn_repr", "lzn_joint")
-
-
-class ParamsError(ValueError):
-    """Invalid parameters; the message names the offending key."""
 
 
 class _Config(BaseModel):
@@ -180,14 +172,6 @@ class ExperimentConfig(_Config):
         return max(self.iterations.values())
 
 
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    "rf": (),
-    "rf_lzn": ("latent_dim", "latent_flow"),
-    "simclr": ("latent_dim", "temperature"),
-    "lzn_repr": ("latent_dim", "latent_flow", "align"),
-    "rf_cond": (),
-    "lzn_joint": ("latent_dim", "latent_flow", "align", "rf_weight", "label_weight"),
-}
 _OPTIONAL_FIELDS = ("latent_dim", "latent_flow", "align", "temperature", "rf_weight", "label_weight")
 
 
@@ -229,9 +213,9 @@ class TrainConfig(_Config):
                     raise ValueError(f"train.{name}.lr.{module}: must be > 0, got {lr}")
             for field in _OPTIONAL_FIELDS:
                 present = getattr(exp, field) is not None
-                if field in _REQUIRED[name] and not present:
+                if field in EXPERIMENT_TABLE[name].fields and not present:
                     raise ValueError(f"train.{name}.{field}: required for experiment {name!r}")
-                if field not in _REQUIRED[name] and present:
+                if field not in EXPERIMENT_TABLE[name].fields and present:
                     raise ValueError(f"train.{name}.{field}: not used by experiment {name!r}; remove it")
         return self
 
@@ -312,7 +296,7 @@ class SweepConfig(_Config):
 
     Structure and ranges of ``space`` are checked here; that every key exists in the params and
     that its values validate, and that ``metric`` is reported by ``experiment``, is checked by
-    ``pipeline.sweep`` before any trial starts.
+    ``pipeline.sweep.plan`` before any trial starts.
     """
 
     experiment: str = "lzn_repr"

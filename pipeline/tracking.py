@@ -24,7 +24,8 @@ def tracking_uri(root: Path) -> str:
     return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
-def _client(uri: str):
+def client(uri: str):
+    """The one MLflow client factory of the project (MLflow and alembic logging kept at WARNING)."""
     import logging
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -63,10 +64,10 @@ def start_run(
     """
     from mlflow.entities import Param, RunTag
 
-    client = _client(uri)
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
-    existing = client.search_runs(
+    mlflow_client = client(uri)
+    exp = mlflow_client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp is not None else mlflow_client.create_experiment(experiment)
+    existing = mlflow_client.search_runs(
         [exp_id],
         filter_string=f"tags.`mlflow.runName` = '{run_name}' and attributes.status != 'FINISHED'",
         max_results=1,
@@ -76,11 +77,11 @@ def start_run(
     all_tags = {"mlflow.runName": run_name, **tags}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
+    run = mlflow_client.create_run(exp_id, run_name=run_name, tags=all_tags)
     items = list(_stringify(params).items())
     for i in range(0, len(items), 100):
-        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
-    client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in all_tags.items() if k != "mlflow.runName"])
+        mlflow_client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
+    mlflow_client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in all_tags.items() if k != "mlflow.runName"])
     return run.info.run_id
 
 
@@ -98,18 +99,18 @@ def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int |
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
     ]
     if items:
-        _client(uri).log_batch(run_id, metrics=items)
+        client(uri).log_batch(run_id, metrics=items)
 
 
 def log_artifact(uri: str, run_id: str, path: Path, artifact_path: str | None = None) -> None:
-    _client(uri).log_artifact(run_id, str(path), artifact_path)
+    client(uri).log_artifact(run_id, str(path), artifact_path)
 
 
 def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
-    client = _client(uri)
+    mlflow_client = client(uri)
     for k, v in tags.items():
-        client.set_tag(run_id, k, v)
+        mlflow_client.set_tag(run_id, k, v)
 
 
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    _client(uri).set_terminated(run_id, status=status)
+    client(uri).set_terminated(run_id, status=status)

@@ -16,16 +16,16 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError)
-
-
 def run_main(main: Callable[[], None]) -> None:
-    """Call ``main``; print known user errors as one line on stderr and exit with status 2."""
-    from pipeline.cluster import ClusterError
+    """Call ``main``; print a :class:`pipeline.errors.UserError` as one line on stderr and exit with status 2.
+
+    Anything else (a bug, a ``ValueError`` from deep in ``lzn``) keeps its traceback.
+    """
+    from pipeline.errors import UserError
 
     try:
         main()
-    except (*USER_ERRORS, ClusterError) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 
@@ -54,6 +54,6 @@ def evaluation_inputs(
     params = load_params(root / args.params)
     if experiments is None:
         return root, params, None
-    from pipeline.evaluation import check_experiment
+    from pipeline.evaluate.seeds import check_experiment
 
     return root, params, check_experiment(args.experiment, experiments, stage)

@@ -11,18 +11,23 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.classify import evaluate_label_flow, supervised_baseline
-    from pipeline.evaluation import load_seed_models, write_json
-    from pipeline.models import DataShape
-    from pipeline.readers import load_manifest, read_split
+    from pipeline.build import DataShape
+    from pipeline.data.images import from_uint8
+    from pipeline.data.loaders import read_split
+    from pipeline.data.manifest import load_manifest
+    from pipeline.evaluate.classify import evaluate_label_flow, supervised_baseline
+    from pipeline.evaluate.seeds import load_seed_models
+    from pipeline.io import write_json
+    from pipeline.paths import Layout
 
     root, params, _ = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/")
-    shard_dir = root / "data" / "shards"
+    layout = Layout(root)
+    shard_dir = layout.shards
     manifest = load_manifest(shard_dir)
     models = load_seed_models(root, "lzn_joint", params.seeds)
     train, test = (read_split(shard_dir, split) for split in ("train", "test"))
-    train, test = ((x.float() / 127.5 - 1.0, y) for x, y, _ in (train, test))
-    out = root / "reports" / "classify"
+    train, test = ((from_uint8(x), y) for x, y, _ in (train, test))
+    out = layout.reports / "classify"
     lzn = evaluate_label_flow(root, models, test, params.classify, manifest)
     sup = supervised_baseline(root, params, DataShape.from_manifest(manifest), train, test, manifest)
     write_json(out / "lzn_joint.json", lzn)

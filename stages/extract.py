@@ -10,13 +10,15 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import load_seed_models
-    from pipeline.extract import EXTRACT_EXPERIMENTS, extract_experiment
+    from pipeline.evaluate.extract import EXTRACT_EXPERIMENTS, extract_experiment
+    from pipeline.evaluate.seeds import load_seed_models
+    from pipeline.paths import Layout
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/", EXTRACT_EXPERIMENTS, "extract")
     models = load_seed_models(root, name, params.seeds)
-    out = root / "features" / name
-    counts = extract_experiment(models, root / "data" / "shards", out, batch_size=params.extract.batch_size)
+    layout = Layout(root)
+    out = layout.features(name)
+    counts = extract_experiment(models, layout.shards, out, batch_size=params.extract.batch_size)
     for seed, c in counts.items():
         print(f"extract {name} seed {seed}: {c['train']} train / {c['test']} test rows -> {out / f'seed_{seed}'}")
 

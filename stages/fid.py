@@ -12,13 +12,15 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import load_seed_models, write_json
-    from pipeline.fid import FID_EXPERIMENTS, evaluate_fid
+    from pipeline.evaluate.fid import FID_EXPERIMENTS, evaluate_fid
+    from pipeline.evaluate.seeds import load_seed_models
+    from pipeline.io import write_json
+    from pipeline.paths import Layout
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/, samples/", FID_EXPERIMENTS, "fid")
     models = load_seed_models(root, name, params.seeds)
     report = evaluate_fid(root, name, models, params)
-    out = write_json(root / "reports" / "fid" / f"{name}.json", report)
+    out = write_json(Layout(root).stage_report("fid", name), report)
     print(f"fid {name}: FID {report['fid']:.3f} ({report['feature_network']}), "
           f"recon {report['recon_error']:.3f} -> {out}")
 

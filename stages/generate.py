@@ -11,12 +11,13 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import load_seed_models
-    from pipeline.generate import GENERATE_EXPERIMENTS, generate_experiment
+    from pipeline.evaluate.generate import GENERATE_EXPERIMENTS, generate_experiment
+    from pipeline.evaluate.seeds import load_seed_models
+    from pipeline.paths import Layout
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, models/", GENERATE_EXPERIMENTS, "generate")
     models = load_seed_models(root, name, params.seeds)
-    out = root / "samples" / name
+    out = Layout(root).samples(name)
     report = generate_experiment(root, models, params.generate, out, label_steps=params.classify.label_steps)
     print(f"generate {name}: {params.generate.num_samples} samples per seed, NFE {report['nfe']:.0f} "
           f"({params.generate.sampler}), {report['seconds']:.1f} s -> {out}")

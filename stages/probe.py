@@ -11,12 +11,13 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import write_json
-    from pipeline.probe import PROBE_EXPERIMENTS, evaluate_probe
+    from pipeline.evaluate.probe import PROBE_EXPERIMENTS, evaluate_probe
+    from pipeline.io import write_json
+    from pipeline.paths import Layout
 
     root, params, name = _cli.evaluation_inputs(__doc__, "params.yaml, features/, models/", PROBE_EXPERIMENTS, "probe")
     report = evaluate_probe(root, name, params)
-    out = write_json(root / "reports" / "probe" / f"{name}.json", report)
+    out = write_json(Layout(root).stage_report("probe", name), report)
     print(f"probe {name}: top-1 {report['probe_top1']:.4f} (+- {report['probe_top1_std']:.4f}, "
           f"{report['seed_count']} seed(s)) -> {out}")
 

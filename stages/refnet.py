@@ -10,14 +10,16 @@ import _cli
 
 
 def main() -> None:
-    from pipeline.evaluation import write_json
-    from pipeline.refnet import REFNET_DIR, train_refnet
+    from pipeline.evaluate.refnet import train_refnet
+    from pipeline.io import write_json
+    from pipeline.paths import Layout
 
     root, params, _ = _cli.evaluation_inputs(__doc__, "params.yaml, data/, models/")
-    info = train_refnet(params.refnet, root / "data" / "shards", root / REFNET_DIR)
+    layout = Layout(root)
+    info = train_refnet(params.refnet, layout.shards, layout.refnet)
     report = {k: v for k, v in info.items() if k != "params"}
-    write_json(root / "reports" / "refnet.json", report)
-    print(f"refnet: test accuracy {info['test_accuracy']:.4f} ({info['seconds']:.1f} s) -> {root / REFNET_DIR}")
+    write_json(layout.reports / "refnet.json", report)
+    print(f"refnet: test accuracy {info['test_accuracy']:.4f} ({info['seconds']:.1f} s) -> {layout.refnet}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ def main() -> None:
     import argparse
     from pathlib import Path
 
-    from pipeline.report import write_report
-    from pipeline.summary import write_merged
+    from pipeline.report.merge import write_merged
+    from pipeline.report.tables import write_paper_tables
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", default="reports", help="folder of the reports (default: reports)")
@@ -28,7 +28,7 @@ def main() -> None:
     if not args.no_merge:
         for path in write_merged(reports):
             print(f"merged {path}")
-    out = write_report(reports, Path(args.out))
+    out = write_paper_tables(reports, Path(args.out))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     zones = _plot_zones(Path(args.root), reports / "zones.png")
     if zones:
@@ -37,16 +37,15 @@ def main() -> None:
 
 def _plot_zones(root, out):
     """Zone map of the label anchors of lzn_joint (seed 0), when that model exists."""
-    import json
-
-    from pipeline.models import load_exported
-    from pipeline.zones import plot_zones
+    from pipeline.artifacts import load_exported
+    from pipeline.data.manifest import load_manifest
+    from pipeline.report.zones import plot_zones
 
     model_dir = root / "models" / "lzn_joint" / "seed_0"
     if not (model_dir / "model.pt").is_file():
         return None
     modules, config, _ = load_exported(model_dir)
-    manifest = json.loads((root / "data" / "shards" / "manifest.json").read_text())
+    manifest = load_manifest(root / "data" / "shards")
     return plot_zones(modules["labels"].A, out, manifest["class_names"])
 
 

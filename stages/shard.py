@@ -3,7 +3,8 @@
     python stages/shard.py [--params params.yaml] [--out data/shards]
 
 Writes ``<out>/{train,test}/*.tar`` and ``<out>/manifest.json`` atomically. Bad input (params, a
-missing or malformed source) exits with status 2 and a one-line message naming the key, file or value.
+missing or malformed source: any :class:`pipeline.errors.UserError`) and OS errors (an unwritable
+``--out``) exit with status 2 and a one-line message naming the key, file or value.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ if _ROOT not in sys.path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.params import ParamsError, load_params
-    from pipeline.shards import write_shards
-    from pipeline.sources import DataError
+    from pipeline.data.shards import write_shards
+    from pipeline.errors import UserError
+    from pipeline.params import load_params
 
     parser = argparse.ArgumentParser(prog="stages/shard.py", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = load_params(args.params).shard
         manifest = write_shards(config, args.out, progress=not args.no_progress)
-    except (ParamsError, DataError, OSError) as err:
+    except (UserError, OSError) as err:
         print(f"shard: error: {' '.join(str(err).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())

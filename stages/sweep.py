@@ -19,14 +19,15 @@ import _cli
 
 
 def main() -> None:
+    from pipeline.errors import SweepFailedError
     from pipeline.params import EXPERIMENTS, read_params_dict, validate_params
-    from pipeline.sweep import SweepFailedError, plan_sweep, run_sweep
+    from pipeline.sweep.plan import plan_sweep
+    from pipeline.sweep.run import run_sweep
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--root", default=".", help="project root holding data/, reports/, mlflow.db (default: .)")
     parser.add_argument("--experiment", default=None, help=f"override sweep.experiment ({', '.join(EXPERIMENTS)})")
-    parser.add_argument("--stop-after-trials", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt
     args = parser.parse_args()
 
     root = Path(args.root).resolve()
@@ -35,7 +36,7 @@ def main() -> None:
     params = validate_params(raw, str(params_path))
     plan = plan_sweep(params, raw, root, experiment=args.experiment)  # every check before Ray starts
     try:
-        summary = run_sweep(plan, reports_dir=root / "reports", stop_after_trials=args.stop_after_trials)
+        summary = run_sweep(plan, reports_dir=root / "reports")
     except SweepFailedError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

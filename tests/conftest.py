@@ -27,8 +27,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def digits_shards(tmp_path_factory) -> Path:
     """The default digits source written to shards once per session (128 samples per shard)."""
+    from pipeline.data.shards import write_shards
     from pipeline.params import ShardConfig
-    from pipeline.shards import write_shards
 
     out = tmp_path_factory.mktemp("shards") / "shards"
     write_shards(ShardConfig(shard_size=128), out, progress=False)

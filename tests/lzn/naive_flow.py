@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from lzn.flow import DPM_TAU_MARGIN, _run_dpm
+from lzn.dpm_solver import run_dpm
+from lzn.flow import DPM_TAU_MARGIN
 
 
 def naive_velocity(x, anchors, tau, weights=None):
@@ -45,7 +46,7 @@ def naive_latents(anchors, own, noise, *, steps, solver, eps, alpha, weights=Non
     x = (1 - eps) * own + eps * alpha * noise
     end = 1.0 - DPM_TAU_MARGIN
     grid = [eps + (end - eps) * k / steps for k in range(steps + 1)]
-    return _run_dpm(x, grid, lambda u, tau: naive_mean_anchor(u, anchors, tau, weights))
+    return run_dpm(x, grid, lambda u, tau: naive_mean_anchor(u, anchors, tau, weights))
 
 
 def naive_euler_assign(z, anchors, steps, weights=None):

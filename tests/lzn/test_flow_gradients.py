@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from naive_flow import naive_euler_assign, naive_latents
 from torch.autograd import gradcheck
 
 from lzn.flow import assign, compute_latents
-from naive_flow import naive_euler_assign, naive_latents
 
 F64 = torch.float64
 N, Q, STEPS = 256, 64, 20

@@ -8,7 +8,7 @@ from torch import nn
 
 from lzn.models import Classifier, ImageEncoder, ResNetEncoder, UNet
 from lzn.models.resnet import BasicBlock, Bottleneck
-from lzn.samplers import rf_training_pair
+from lzn.objectives import rf_pair
 
 CIFAR_UNET = dict(nf=128, ch_mult=(1, 2, 2, 2), num_res_blocks=4, attn_resolutions=(16,), dropout=0.15)
 
@@ -115,7 +115,8 @@ def test_unet_rf_loss_overfits_fixed_digits_batch():
     images = torch.tensor(load_digits().images[:16], dtype=torch.float32)[:, None] / 8.0 - 1.0
     model = UNet(1, 8)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    x_t, t, target = rf_training_pair(images, torch.Generator().manual_seed(1))
+    x_t, t, x0 = rf_pair(images, torch.Generator().manual_seed(1))
+    target = images - x0
     losses = []
     for _ in range(30):
         loss = (model(x_t, t) - target).pow(2).mean()

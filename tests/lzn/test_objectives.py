@@ -7,24 +7,27 @@ import torch
 from conftest import tiny_params_raw
 
 from lzn.losses import nt_xent
-from lzn.objectives import compute_objective, nt_xent_local, rf_pair
-from pipeline.models import DataShape, build_models, objective_spec
+from lzn.objectives import compute_objective, rf_pair
+from pipeline.build import DataShape, build_models, objective_spec
 from pipeline.params import EXPERIMENTS, MODULES, validate_params
 
 
-def test_nt_xent_local_equals_the_full_batch_loss_on_one_process():
+def test_nt_xent_of_local_rows_averages_to_the_full_batch_loss():
+    # each rank takes the loss of its own rows against the gathered batch; the mean over ranks is the full loss
     g = torch.Generator().manual_seed(0)
     h1, h2 = torch.randn(12, 5, generator=g, dtype=torch.float64), torch.randn(12, 5, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(nt_xent_local(h1, h2, 12, 0.3), nt_xent(h1, h2, 0.3))
+    parts = [nt_xent(h1, h2, 0.3, rows=torch.arange(r * 4, (r + 1) * 4)) for r in range(3)]
+    torch.testing.assert_close(sum(parts) / 3, nt_xent(h1, h2, 0.3))
 
 
 def test_rf_pair_interpolates_data_and_noise():
-    x = torch.rand(6, 1, 4, 4)
+    x = torch.randn(64, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     x_t, t, x0 = rf_pair(x, torch.Generator().manual_seed(1))
-    assert ((t >= 1e-3) & (t <= 1)).all()
+    assert t.shape == (64,) and ((t >= 1e-3) & (t <= 1)).all()
     torch.testing.assert_close(x_t, t[:, None, None, None] * x + (1 - t[:, None, None, None]) * x0)
+    assert abs(x0.mean().item()) < 0.2 and abs(x0.std().item() - 1) < 0.1  # x0 ~ N(0, I)
     x_t2, t2, x02 = rf_pair(x, torch.Generator().manual_seed(1))
-    assert torch.equal(x_t, x_t2) and torch.equal(t, t2)
+    assert torch.equal(x_t, x_t2) and torch.equal(t, t2) and torch.equal(x0, x02)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

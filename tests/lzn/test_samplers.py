@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lzn.samplers import invert_rk45, reconstruction_error, rf_training_pair, sample_euler, sample_rk45
+from lzn.samplers import invert_rk45, reconstruction_error, sample_euler, sample_rk45
 
 
 class GaussianRF:
@@ -97,18 +97,6 @@ def test_conditioning_is_passed_through():
     assert reconstruction_error(model, x, z=z, y=y).max() < 1e-8
     # None-valued conditioning is dropped, so unconditional models need not accept it
     sample_euler(lambda x, t: torch.zeros_like(x), noise, steps=1, z=None, y_onehot=None)
-
-
-def test_rf_training_pair_interpolates():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 1, 4, 4, generator=g)
-    x_t, t, target = rf_training_pair(x, torch.Generator().manual_seed(1))
-    x0 = x - target
-    assert t.shape == (64,) and t.min() >= 1e-3 and t.max() <= 1.0
-    torch.testing.assert_close(x_t, t[:, None, None, None] * x + (1 - t[:, None, None, None]) * x0)
-    assert abs(x0.mean().item()) < 0.2 and abs(x0.std().item() - 1) < 0.1  # x0 ~ N(0, I)
-    again = rf_training_pair(x, torch.Generator().manual_seed(1))
-    assert all(torch.equal(a, b) for a, b in zip((x_t, t, target), again))
 
 
 def test_rk45_round_trip_with_a_latent_conditioned_unet():

@@ -89,7 +89,7 @@ def test_two_node_cluster_one_worker_per_node(project):
     from ray.cluster_utils import Cluster
 
     from pipeline.params import validate_params
-    from pipeline.trainer import train_experiment
+    from pipeline.train.driver import train_experiment
 
     if ray.is_initialized():
         ray.shutdown()

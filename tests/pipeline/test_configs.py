@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import REPO
 
+from pipeline.build import DataShape, build_models
 from pipeline.configs import apply_config
-from pipeline.models import DataShape, build_models
 from pipeline.params import ParamsError, validate_params
 
 
