@@ -39,13 +39,15 @@ def _plot_zones(root, out):
     """Zone map of the label anchors of lzn_joint (seed 0), when that model exists."""
     from pipeline.artifacts import load_exported
     from pipeline.data.manifest import load_manifest
+    from pipeline.paths import Layout
     from pipeline.report.zones import plot_zones
 
-    model_dir = root / "models" / "lzn_joint" / "seed_0"
+    layout = Layout(root)
+    model_dir = layout.model("lzn_joint", 0)
     if not (model_dir / "model.pt").is_file():
         return None
     modules, config, _ = load_exported(model_dir)
-    manifest = load_manifest(root / "data" / "shards")
+    manifest = load_manifest(layout.shards)
     return plot_zones(modules["labels"].A, out, manifest["class_names"])
 
 

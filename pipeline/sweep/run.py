@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.params import Params, SweepConfig, apply_overrides, validate_params
+from pipeline.paths import Layout
 from pipeline.sweep.plan import SweepPlan, plain, tune_space
 
 __all__ = ["TrialContext", "concurrency", "run_sweep", "run_trial"]
@@ -160,7 +161,7 @@ def run_sweep(plan: SweepPlan, *, reports_dir: Path | None = None) -> dict[str, 
     tuner.fit()
     summary = summarize(plan, limit, parent_id)
     if summary["complete"]:
-        finalize(plan, summary, uri, reports_dir or plan.root / "reports")
+        finalize(plan, summary, uri, reports_dir or Layout(plan.root).reports)
     else:
         tracking.end_run(uri, parent_id, status="KILLED")
     return summary

@@ -23,6 +23,7 @@ from pipeline.data.manifest import load_manifest, manifest_path
 from pipeline.errors import ParamsError, ShardsMissingError, UsageError, UserError
 from pipeline.io import atomic_dir
 from pipeline.params import EXPERIMENTS, Params, config_hash, flatten
+from pipeline.paths import Layout
 
 if TYPE_CHECKING:
     from pipeline.train.worker import WorkerConfig
@@ -94,7 +95,7 @@ def plan_training(params: Params, params_raw: dict[str, Any], experiment: str, s
             f"train.{experiment}.batch_size: {exp.batch_size} is not divisible by train.workers={workers}"
         )
     root = Path(root).resolve()
-    shard_dir = root / "data" / "shards"
+    shard_dir = Layout(root).shards
     manifest = read_manifest(shard_dir)
     shape = DataShape.from_manifest(manifest)
     data_id = config_hash({"shards": [s.get("sha256") for split in ("train", "test") for s in manifest["splits"][split]["shards"]]})
@@ -228,7 +229,7 @@ def train_experiment(
     resources = ensure_ray()
     check_resources(resources, params.train.workers, params.train.cpus_per_worker, params.train.use_gpu)
     uri = tracking.tracking_uri(root)
-    final = root / "models" / experiment
+    final = Layout(root).models(experiment)
     with atomic_dir(final) as tmp:
         for plan in plans:
             flat = flatten({"train": plan.run_config["experiment_config"], "model": plan.run_config["model"]})
