@@ -154,7 +154,6 @@ from lzn.flow_inputs import (
 __all__ = ["SOLVERS", "DPM_TAU_MARGIN", "FLOW_DTYPES", "FlowSpec", "velocity", "compute_latents", "assign",
            "nearest_anchor"]
 
-DPM_ORDER = 3
 _KEY_ALIGN = 8
 
 
@@ -448,11 +447,6 @@ class FlowSpec:
         if self.dtype not in FLOW_DTYPES.values():
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype!r}")
 
-    @property
-    def precision(self) -> str:
-        """The params name of ``dtype`` (``"float32"`` or ``"float64"``)."""
-        return next(k for k, v in FLOW_DTYPES.items() if v == self.dtype)
-
     def replace(self, **changes: object) -> FlowSpec:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -461,18 +455,20 @@ class FlowSpec:
         self, anchors: Tensor, own: Tensor, noise: Tensor, *, weights: Tensor | None = None
     ) -> Tensor:
         """:func:`compute_latents` at this spec, in ``dtype``: ``z [n, q]``."""
-        cast = [t.to(self.dtype) if isinstance(t, Tensor) else t for t in (anchors, own, noise, weights)]
+        anchors, own, noise, weights = self._cast(anchors, own, noise, weights)
         return compute_latents(
-            cast[0], cast[1], cast[2], steps=self.steps, solver=self.solver, eps=self.eps, alpha=self.alpha,
-            weights=cast[3], checkpoint=self.checkpoint,
+            anchors, own, noise, steps=self.steps, solver=self.solver, eps=self.eps, alpha=self.alpha,
+            weights=weights, checkpoint=self.checkpoint,
         )
 
     def assign(self, z: Tensor, anchors: Tensor, *, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """:func:`assign` (reverse flow) at this spec, in ``dtype``: ``(endpoint [n, q], probs [r, n, N])``."""
-        cast = [t.to(self.dtype) if isinstance(t, Tensor) else t for t in (z, anchors, weights)]
-        return assign(
-            cast[0], cast[1], steps=self.steps, solver=self.solver, weights=cast[2], checkpoint=self.checkpoint
-        )
+        z, anchors, weights = self._cast(z, anchors, weights)
+        return assign(z, anchors, steps=self.steps, solver=self.solver, weights=weights, checkpoint=self.checkpoint)
+
+    def _cast(self, *tensors: Tensor | None) -> list[Tensor | None]:
+        """``tensors`` in ``dtype`` (differentiably; ``.to`` is the identity when they already are); None stays."""
+        return [t.to(self.dtype) if isinstance(t, Tensor) else t for t in tensors]
 
 
 def nearest_anchor(endpoint: Tensor, anchors: Tensor) -> Tensor:

@@ -163,8 +163,8 @@ class ExperimentConfig(_Config):
         latent flow's precision and checkpointing."""
         if self.align is None or self.latent_flow is None:
             raise ValueError(f"experiment {self.name!r} has no alignment flow")
-        return FlowSpec(solver="euler", steps=self.align.steps, checkpoint=self.latent_flow.checkpoint,
-                        dtype=FLOW_DTYPES[self.latent_flow.precision])
+        forward = self.latent_flow.spec()
+        return FlowSpec(solver="euler", steps=self.align.steps, checkpoint=forward.checkpoint, dtype=forward.dtype)
 
     @property
     def total_iterations(self) -> int:
